@@ -1,0 +1,5 @@
+"""Clusters of devices and links (see DESIGN.md, "Cluster")."""
+
+from edgeslice.cluster.model import Cluster, Device, Link
+
+__all__ = ["Cluster", "Device", "Link"]

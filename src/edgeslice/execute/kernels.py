@@ -1,0 +1,151 @@
+"""Kernels: compute a region of one layer's output from tiles of its inputs.
+
+A kernel receives, for each input of the layer, a tile holding exactly the
+region :func:`edgeslice.program.regions.backward` says it reads (None for an
+input it does not need), and returns the tile of the step's region.  Windowed
+layers pad only where the region touches the true border of the feature map,
+by the amounts :func:`~edgeslice.program.regions.window` gives — zeros for
+convolutions, -inf for max pooling, and for average pooling a sum followed by
+division with the divisor torch would have used at that output position (so
+``ceil_mode`` and ``count_include_pad`` come out exact).  Channel ranges slice
+the weights, so a device holding a channel part only touches its share.
+
+Tiles carry the batch dimension first.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import fx
+
+from edgeslice.graph.layer import Layer, LayerGraph
+from edgeslice.program.program import Step
+from edgeslice.program.regions import adaptive_range, backward, window
+
+
+def _pads(layer: Layer, region) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) padding for a windowed layer computing ``region``."""
+    g = layer.geometry
+    _, hin, win = layer.in_shapes[0]
+    (_, _), (h0, h1), (w0, w1) = region
+    tv0, tv1, t0, t1 = window(h0, h1, g.kernel[0], g.stride[0], g.padding[0], g.dilation[0], hin)
+    lv0, lv1, l0, l1 = window(w0, w1, g.kernel[1], g.stride[1], g.padding[1], g.dilation[1], win)
+    return (l0 - lv0, lv1 - l1, t0 - tv0, tv1 - t1)
+
+
+class Kernels:
+    """Executable kernels for every layer of ``graph``, backed by the traced GraphModule ``gm``."""
+
+    def __init__(self, graph: LayerGraph, gm: fx.GraphModule):
+        self.graph = graph
+        self.gm = gm
+        self.nodes = {n.name: n for n in gm.graph.nodes}
+        self._divisors: dict[str, torch.Tensor] = {}
+
+    def _module(self, layer: Layer):
+        return self.gm.get_submodule(layer.target)
+
+    def _divisor(self, layer: Layer) -> torch.Tensor:
+        """Per-output-position divisor torch's avg_pool2d uses, over the whole output map."""
+        d = self._divisors.get(layer.name)
+        if d is None:
+            g = layer.geometry
+            _, h, w = layer.in_shapes[0]
+            ones = torch.ones(1, 1, h, w, dtype=torch.float64)
+            sums = F.avg_pool2d(ones, g.kernel, g.stride, g.padding, g.ceil_mode, g.count_include_pad, divisor_override=1)
+            avgs = F.avg_pool2d(ones, g.kernel, g.stride, g.padding, g.ceil_mode, g.count_include_pad, g.divisor_override)
+            d = (sums / avgs)[0, 0].to(torch.float32)
+            self._divisors[layer.name] = d
+        return d
+
+    def _call_node(self, layer: Layer, tiles: list[torch.Tensor]):
+        node = self.nodes[layer.name]
+        if node.op == "call_module":
+            return self._module(layer)(tiles[0])
+        it = iter(tiles)
+        args = fx.node.map_arg(node.args, lambda _: next(it))
+        if node.op == "call_function":
+            return node.target(*args, **node.kwargs)
+        return getattr(args[0], node.target)(*args[1:], **node.kwargs)
+
+    def run(self, layer: Layer, step: Step, tiles: list[torch.Tensor | None]) -> torch.Tensor:
+        k = layer.kind
+        region = step.region
+        x = tiles[0]
+        if k == "conv":
+            m = self._module(layer)
+            g = layer.geometry
+            (c0, c1), _, _ = region
+            x = F.pad(x, _pads(layer, region))
+            groups = 1
+            if g.groups > 1:
+                opg = layer.out_shape[0] // g.groups
+                groups = (c1 - c0) // opg
+            w = m.weight[c0:c1]
+            b = None if m.bias is None else m.bias[c0:c1]
+            return F.conv2d(x, w, b, g.stride, 0, g.dilation, groups)
+        if k == "maxpool":
+            g = layer.geometry
+            x = F.pad(x, _pads(layer, region), value=float("-inf"))
+            return F.max_pool2d(x, g.kernel, g.stride, 0, g.dilation, ceil_mode=False)
+        if k == "avgpool":
+            g = layer.geometry
+            x = F.pad(x, _pads(layer, region))
+            s = F.avg_pool2d(x, g.kernel, g.stride, 0, ceil_mode=False, divisor_override=1)
+            _, (h0, h1), (w0, w1) = region
+            return s / self._divisor(layer)[h0:h1, w0:w1]
+        if k in ("adaptive_avgpool", "adaptive_maxpool"):
+            return self._adaptive(layer, region, x)
+        if k == "batchnorm":
+            m = self._module(layer)
+            c0, c1 = region[0]
+            return F.batch_norm(x, m.running_mean[c0:c1], m.running_var[c0:c1],
+                                None if m.weight is None else m.weight[c0:c1],
+                                None if m.bias is None else m.bias[c0:c1], False, 0.0, m.eps)
+        if k == "linear":
+            m = self._module(layer)
+            if step.inputs is not None:
+                a, b = step.inputs
+                return F.linear(x, m.weight[:, a:b], m.bias if (a == 0 and m.bias is not None) else None)
+            f0, f1 = region[0]
+            return F.linear(x, m.weight[f0:f1], None if m.bias is None else m.bias[f0:f1])
+        if k == "identity":
+            return x
+        if k in ("act", "binary"):
+            return self._call_node(layer, tiles)
+        if k == "cat":
+            return torch.cat([t for t in tiles if t is not None], 1)
+        if k == "flatten":
+            return x.flatten(1)
+        if k == "pixel_unshuffle":
+            return F.pixel_unshuffle(x, layer.attr("factor"))
+        raise ValueError(f"layer {layer.name!r}: no kernel for kind {k!r}")
+
+    def _adaptive(self, layer: Layer, region, x: torch.Tensor) -> torch.Tensor:
+        _, hin, win = layer.in_shapes[0]
+        _, hout, wout = layer.out_shape
+        _, (h0, h1), (w0, w1) = region
+        is_max = layer.kind == "adaptive_maxpool"
+        if hin % hout == 0 and win % wout == 0:  # uniform bins: an ordinary pool on the tile
+            kh, kw = hin // hout, win // wout
+            return F.max_pool2d(x, (kh, kw)) if is_max else F.avg_pool2d(x, (kh, kw))
+        r0 = adaptive_range(h0, h1, hin, hout)[0]
+        q0 = adaptive_range(w0, w1, win, wout)[0]
+        rows = []
+        for i in range(h0, h1):
+            a, b = adaptive_range(i, i + 1, hin, hout)
+            cols = []
+            for j in range(w0, w1):
+                c, d = adaptive_range(j, j + 1, win, wout)
+                cell = x[:, :, a - r0 : b - r0, c - q0 : d - q0]
+                cols.append(cell.amax((2, 3)) if is_max else cell.mean((2, 3)))
+            rows.append(torch.stack(cols, -1))
+        return torch.stack(rows, -2)
+
+
+def step_inputs(layer: Layer, step: Step):
+    """Regions of each input a step reads (the same rule the lowering used)."""
+    if step.inputs is not None:
+        return ((step.inputs,),)
+    return backward(layer, step.region)[1]

@@ -1,0 +1,144 @@
+"""Loading models: the built-in zoo or any user factory.
+
+A *model spec* is one string, recorded verbatim in every plan so that later
+commands need only the plan file:
+
+- a zoo name: ``vgg16``, ``resnet50``, ... (see :data:`edgeslice.models.zoo.ZOO`);
+- ``path/to/file.py:factory`` — a Python file and a function in it returning an ``nn.Module``;
+- ``package.module:factory`` — an importable module and a function in it.
+
+Without ``weights`` the model has deterministic random weights (the factory
+runs under ``torch.manual_seed(0)``; batch-norm statistics are then drawn from a
+seeded generator so that per-channel slicing of them is actually exercised).
+With ``weights`` a ``state_dict`` file is loaded strictly.
+
+Example::
+
+    >>> from edgeslice.models import load_model
+    >>> m = load_model("resnet18")
+    >>> m.training
+    False
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgeslice.errors import ModelError
+
+DEFAULT_INPUT = (3, 224, 224)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a spec resolves to before building: its canonical spec and default input shape."""
+
+    spec: str
+    default_input: tuple[int, ...]
+    description: str
+
+
+def _zoo():
+    from edgeslice.models.zoo import ZOO
+
+    return ZOO
+
+
+def zoo_names() -> list[str]:
+    """Names of the built-in models, in registry order."""
+    return list(_zoo())
+
+
+def _resolve_factory(spec: str):
+    zoo = _zoo()
+    if spec in zoo:
+        return zoo[spec].factory
+    if ":" not in spec:
+        raise ModelError(
+            f"unknown model {spec!r}: use one of {', '.join(zoo)} "
+            "or 'path/to/file.py:factory' or 'package.module:factory'"
+        )
+    where, _, fname = spec.rpartition(":")
+    if not fname or not where:
+        raise ModelError(f"model spec {spec!r} must look like 'path/to/file.py:factory' or 'package.module:factory'")
+    if where.endswith(".py") or "/" in where or Path(where).exists():
+        path = Path(where)
+        if not path.is_file():
+            raise ModelError(f"model file {where!r} not found (from model spec {spec!r})")
+        modname = f"_edgeslice_user_{abs(hash(str(path.resolve())))}"
+        try:
+            mspec = importlib.util.spec_from_file_location(modname, path)
+            module = importlib.util.module_from_spec(mspec)
+            sys.modules[modname] = module
+            mspec.loader.exec_module(module)
+        except Exception as exc:  # user code: report, never a traceback
+            raise ModelError(f"could not import model file {where!r}: {type(exc).__name__}: {exc}") from exc
+    else:
+        try:
+            module = importlib.import_module(where)
+        except Exception as exc:
+            raise ModelError(f"could not import module {where!r} (from model spec {spec!r}): {exc}") from exc
+    factory = getattr(module, fname, None)
+    if factory is None or not callable(factory):
+        raise ModelError(f"{where!r} has no callable named {fname!r}: define `def {fname}(): return MyModel()` there")
+    return factory
+
+
+def model_info(spec: str) -> ModelInfo:
+    """Resolve a spec without building the model."""
+    zoo = _zoo()
+    if spec in zoo:
+        e = zoo[spec]
+        return ModelInfo(spec, tuple(e.input_shape), e.description)
+    _resolve_factory(spec)
+    return ModelInfo(spec, DEFAULT_INPUT, f"user model {spec}")
+
+
+def _randomize_bn(model: nn.Module) -> None:
+    g = torch.Generator().manual_seed(1234)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            n = m.num_features
+            with torch.no_grad():
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+                if m.affine:
+                    m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+                    m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+
+
+def load_model(spec: str, weights: str | None = None) -> nn.Module:
+    """Build the model named by ``spec`` in eval mode (see the module docstring)."""
+    factory = _resolve_factory(spec)
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(0)
+        try:
+            model = factory()
+        except Exception as exc:
+            raise ModelError(f"model factory {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        torch.random.set_rng_state(state)
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"model factory {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
+    if weights is None:
+        _randomize_bn(model)
+    else:
+        try:
+            sd = torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ModelError(f"could not read weights file {weights!r}: {exc}") from exc
+        if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+            sd = sd["state_dict"]
+        try:
+            model.load_state_dict(sd, strict=True)
+        except Exception as exc:
+            raise ModelError(f"weights file {weights!r} does not fit model {spec!r}: {str(exc).splitlines()[0]}") from exc
+    return model.eval()

@@ -1,0 +1,239 @@
+"""The Plan: what runs where — the only contract between planning and execution.
+
+A plan is a sequence of *segments*, each a run of consecutive layers (in the
+LayerGraph's topological order, so always convex) with one way of cutting it:
+
+``whole``
+    one part computes every layer of the segment.
+``spatial``
+    each part computes a rectangle ``rows × cols`` of the segment's output map
+    (row strips, an R×C grid, unequal sizes — any exact tiling).
+``channel``
+    each part computes a range of output channels (or output features of a
+    Linear layer).
+``input``
+    the segment is one Linear layer; each part multiplies a range of its input
+    features and produces a partial sum that the consumers reduce.
+
+A plan also records the model it was made for (spec, input shape, batch and
+the graph's fingerprint), the devices and where the input appears (``source``)
+and the result is wanted (``sink``).  Plans are frozen dataclasses that
+serialise to versioned, indented JSON a person can read and edit; loading
+checks the structure, :func:`edgeslice.plan.validate.validate` checks it
+against the model.
+
+Example::
+
+    >>> p = Plan(model=ModelRef("vgg16", (3, 224, 224), 1, "abc"), devices=("d0",),
+    ...          source="d0", sink="d0", segments=(Segment("features_0", "classifier_6", "whole", (Part("d0"),)),))
+    >>> Plan.from_json(p.to_json()) == p
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeslice.errors import PlanError
+
+PLAN_FORMAT = "edgeslice-plan"
+PLAN_VERSION = 1
+CUTS = ("whole", "spatial", "channel", "input")
+_RANGE_FIELDS = ("rows", "cols", "channels", "inputs")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The model a plan was made for; everything needed to rebuild it."""
+
+    spec: str
+    input_shape: tuple[int, ...]
+    batch: int
+    fingerprint: str
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of a segment, placed on ``device``.  Which ranges are set depends on the cut."""
+
+    device: str
+    rows: tuple[int, int] | None = None
+    cols: tuple[int, int] | None = None
+    channels: tuple[int, int] | None = None
+    inputs: tuple[int, int] | None = None
+
+    def describe(self) -> str:
+        bits = [f"{f}={getattr(self, f)[0]}:{getattr(self, f)[1]}" for f in _RANGE_FIELDS if getattr(self, f) is not None]
+        return f"{self.device}" + (f" ({', '.join(bits)})" if bits else "")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Layers ``first``..``last`` (inclusive, by name) cut as ``cut`` into ``parts``."""
+
+    first: str
+    last: str
+    cut: str
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A complete partitioning of one model over named devices (see module docstring)."""
+
+    model: ModelRef
+    devices: tuple[str, ...]
+    source: str
+    sink: str
+    segments: tuple[Segment, ...]
+    planner: str = "manual"
+    options: tuple[tuple[str, Any], ...] = field(default=())
+    cluster: str | None = None
+
+    # ---- serialisation -------------------------------------------------
+    def to_dict(self) -> dict:
+        segs = []
+        for s in self.segments:
+            parts = []
+            for p in s.parts:
+                d: dict[str, Any] = {"device": p.device}
+                for f in _RANGE_FIELDS:
+                    v = getattr(p, f)
+                    if v is not None:
+                        d[f] = list(v)
+                parts.append(d)
+            segs.append({"layers": [s.first, s.last], "cut": s.cut, "parts": parts})
+        return {
+            "format": PLAN_FORMAT,
+            "version": PLAN_VERSION,
+            "model": {
+                "spec": self.model.spec,
+                "input": list(self.model.input_shape),
+                "batch": self.model.batch,
+                "fingerprint": self.model.fingerprint,
+                "weights": self.model.weights,
+            },
+            "devices": list(self.devices),
+            "source": self.source,
+            "sink": self.sink,
+            "cluster": self.cluster,
+            "planner": {"name": self.planner, "options": dict(self.options)},
+            "segments": segs,
+        }
+
+    def to_json(self) -> str:
+        # One part per line keeps long plans readable and diffable.
+        d = self.to_dict()
+        segs = d.pop("segments")
+        head = json.dumps(d, indent=2)[:-2]
+        lines = []
+        for i, s in enumerate(segs):
+            parts = ",\n".join("        " + json.dumps(p) for p in s["parts"])
+            lines.append(
+                f'    {{"layers": {json.dumps(s["layers"])}, "cut": {json.dumps(s["cut"])}, "parts": [\n{parts}\n    ]}}'
+            )
+        return head + ',\n  "segments": [\n' + ",\n".join(lines) + "\n  ]\n}\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "plan") -> "Plan":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlanError(f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        return cls.from_dict(d, where)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "plan") -> "Plan":
+        def need(obj, key, typ, ctx):
+            if not isinstance(obj, dict) or key not in obj:
+                raise PlanError(f"{where}: {ctx}missing field {key!r}")
+            v = obj[key]
+            if typ is int and isinstance(v, bool) or not isinstance(v, typ):
+                tname = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+                raise PlanError(f"{where}: {ctx}field {key!r} must be {tname}, got {type(v).__name__}")
+            return v
+
+        if not isinstance(d, dict) or d.get("format") != PLAN_FORMAT:
+            raise PlanError(f"{where}: not an edgeslice plan (expected \"format\": \"{PLAN_FORMAT}\")")
+        ver = d.get("version")
+        if ver != PLAN_VERSION:
+            raise PlanError(f"{where}: plan version {ver!r} is not supported (this edgeslice reads version {PLAN_VERSION}); re-run `edgeslice plan`")
+        m = need(d, "model", dict, "")
+        inp = need(m, "input", list, "model: ")
+        if not inp or not all(isinstance(v, int) and v > 0 for v in inp):
+            raise PlanError(f"{where}: model: 'input' must be a list of positive integers like [3, 224, 224]")
+        batch = need(m, "batch", int, "model: ")
+        if batch < 1:
+            raise PlanError(f"{where}: model: 'batch' must be at least 1")
+        weights = m.get("weights")
+        if weights is not None and not isinstance(weights, str):
+            raise PlanError(f"{where}: model: 'weights' must be a file name or null")
+        model = ModelRef(need(m, "spec", str, "model: "), tuple(inp), batch, need(m, "fingerprint", str, "model: "), weights)
+        devices = need(d, "devices", list, "")
+        if not devices or not all(isinstance(x, str) and x for x in devices):
+            raise PlanError(f"{where}: 'devices' must be a non-empty list of device names")
+        pl = d.get("planner") or {}
+        if not isinstance(pl, dict):
+            raise PlanError(f"{where}: 'planner' must be an object like {{\"name\": \"random\", \"options\": {{}}}}")
+        opts = pl.get("options") or {}
+        if not isinstance(opts, dict):
+            raise PlanError(f"{where}: planner: 'options' must be an object")
+        cluster = d.get("cluster")
+        if cluster is not None and not isinstance(cluster, str):
+            raise PlanError(f"{where}: 'cluster' must be a file name or null")
+        segs_raw = need(d, "segments", list, "")
+        if not segs_raw:
+            raise PlanError(f"{where}: 'segments' is empty; a plan needs at least one segment")
+        segments = []
+        for i, s in enumerate(segs_raw):
+            ctx = f"segment {i}: "
+            layers = need(s, "layers", list, ctx)
+            if len(layers) != 2 or not all(isinstance(x, str) for x in layers):
+                raise PlanError(f"{where}: {ctx}'layers' must be [first_layer_name, last_layer_name]")
+            cut = need(s, "cut", str, ctx)
+            if cut not in CUTS:
+                raise PlanError(f"{where}: {ctx}cut {cut!r} is unknown; use one of {', '.join(CUTS)}")
+            parts_raw = need(s, "parts", list, ctx)
+            if not parts_raw:
+                raise PlanError(f"{where}: {ctx}has no parts")
+            parts = []
+            for j, p in enumerate(parts_raw):
+                pctx = f"{ctx}part {j}: "
+                dev = need(p, "device", str, pctx)
+                rng = {}
+                for f in _RANGE_FIELDS:
+                    if f in p:
+                        v = p[f]
+                        if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
+                            raise PlanError(f"{where}: {pctx}{f!r} must be [lo, hi] (two integers)")
+                        rng[f] = (v[0], v[1])
+                unknown = set(p) - {"device", *_RANGE_FIELDS}
+                if unknown:
+                    raise PlanError(f"{where}: {pctx}unknown field(s) {', '.join(sorted(unknown))}")
+                parts.append(Part(dev, **rng))
+            segments.append(Segment(layers[0], layers[1], cut, tuple(parts)))
+        return cls(
+            model=model,
+            devices=tuple(devices),
+            source=need(d, "source", str, ""),
+            sink=need(d, "sink", str, ""),
+            segments=tuple(segments),
+            planner=str(pl.get("name", "manual")),
+            options=tuple(sorted(opts.items())),
+            cluster=cluster,
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Plan":
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PlanError(f"cannot read plan file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+        return cls.from_json(text, where=str(path))

@@ -1,0 +1,145 @@
+"""Checking a Plan against the LayerGraph it claims to be for.
+
+:func:`check_model` rejects a plan made for another model, input or batch
+(a VGG-16 plan given to ResNet-50).  :func:`validate` checks everything the
+lowering relies on — segments cover the layers in order, each cut is legal for
+its segment, parts tile the segment's output exactly, devices exist — and
+returns the segments resolved to layer indices.  Every message names the
+segment (with its layer range) and the part at fault and says how to fix it.
+"""
+
+from __future__ import annotations
+
+from edgeslice.errors import PlanError, PlanMismatchError
+from edgeslice.graph.layer import LayerGraph
+from edgeslice.plan.plan import Plan, Segment
+
+
+def check_model(plan: Plan, graph: LayerGraph) -> None:
+    """Raise :class:`PlanMismatchError` unless ``plan`` was made for exactly this traced model."""
+    m = plan.model
+    if m.spec != graph.spec:
+        raise PlanMismatchError(f"plan was made for model {m.spec!r}, not {graph.spec!r}; make a new plan with `edgeslice plan --model {graph.spec}`")
+    if tuple(m.input_shape) != tuple(graph.input_shape):
+        raise PlanMismatchError(
+            f"plan was made for input {'x'.join(map(str, m.input_shape))}, not {'x'.join(map(str, graph.input_shape))}; re-plan with --input")
+    if m.batch != graph.batch:
+        raise PlanMismatchError(f"plan was made for batch {m.batch}, not {graph.batch}; re-plan with --batch {graph.batch}")
+    if m.fingerprint != graph.fingerprint:
+        raise PlanMismatchError(
+            f"plan fingerprint {m.fingerprint} does not match model {graph.spec!r} (fingerprint {graph.fingerprint}): "
+            "the model's code changed since the plan was made, or the plan was edited; re-run `edgeslice plan`")
+
+
+def segment_label(graph: LayerGraph, i: int, seg: Segment) -> str:
+    return f"segment {i} ({seg.first}..{seg.last})"
+
+
+def cuttable(graph: LayerGraph, first: int, last: int) -> tuple[bool, str]:
+    """Whether layers ``first..last`` have a single output (the last layer's), as every non-whole cut needs."""
+    outs = graph.outputs_of(first, last)
+    last_name = graph.layers[last].name
+    if outs != (last_name,):
+        others = [o for o in outs if o != last_name]
+        return False, f"layer {others[0]!r} inside it is read by a later segment; only the segment's last layer may leave it"
+    return True, ""
+
+
+def spatial_ok(graph: LayerGraph, first: int, last: int) -> tuple[bool, str]:
+    ok, why = cuttable(graph, first, last)
+    if not ok:
+        return ok, why
+    for l in graph.layers[first : last + 1]:
+        if not l.spatial:
+            return False, f"layer {l.name!r} ({l.kind}, output {l.out_shape}) is not a spatially local layer on a feature map"
+    return True, ""
+
+
+def _tiles_exactly(boxes: list[tuple[tuple[int, int], ...]], bounds: tuple[int, ...]) -> str | None:
+    """None when ``boxes`` tile ``[0, bounds)`` exactly, else a description of the first problem."""
+    for j, b in enumerate(boxes):
+        for (lo, hi), n in zip(b, bounds):
+            if not (0 <= lo < hi <= n):
+                return f"part {j} range {lo}:{hi} is empty or outside 0:{n}"
+    for j in range(len(boxes)):
+        for k in range(j + 1, len(boxes)):
+            if all(max(a0, b0) < min(a1, b1) for (a0, a1), (b0, b1) in zip(boxes[j], boxes[k])):
+                return f"parts {j} and {k} overlap"
+    area = sum(_vol(b) for b in boxes)
+    total = _vol(tuple((0, n) for n in bounds))
+    if area != total:
+        return f"parts cover {area} of {total} output elements; they must cover the whole output"
+    return None
+
+
+def _vol(b) -> int:
+    v = 1
+    for lo, hi in b:
+        v *= hi - lo
+    return v
+
+
+def validate(plan: Plan, graph: LayerGraph) -> tuple[tuple[int, int], ...]:
+    """Check ``plan`` against ``graph``; return each segment's (first, last) layer indices."""
+    check_model(plan, graph)
+    devs = set(plan.devices)
+    if len(devs) != len(plan.devices):
+        raise PlanError(f"plan lists a device twice: {', '.join(plan.devices)}")
+    for what in ("source", "sink"):
+        d = getattr(plan, what)
+        if d not in devs:
+            raise PlanError(f"plan {what} {d!r} is not one of its devices ({', '.join(plan.devices)})")
+    spans: list[tuple[int, int]] = []
+    expect = 0
+    n = len(graph.layers)
+    for i, seg in enumerate(plan.segments):
+        label = segment_label(graph, i, seg)
+        for nm in (seg.first, seg.last):
+            if not graph.has(nm):
+                raise PlanError(f"{label}: layer {nm!r} is not in model {graph.spec!r}; `edgeslice show` lists the layer names")
+        a, b = graph.index(seg.first), graph.index(seg.last)
+        if a != expect:
+            want = graph.layers[expect].name if expect < n else "(none: the previous segment ends the model)"
+            raise PlanError(f"{label}: must start at layer {want!r} (segments must cover the layers in order, without gaps or overlaps)")
+        if b < a:
+            raise PlanError(f"{label}: its last layer comes before its first")
+        expect = b + 1
+        for j, p in enumerate(seg.parts):
+            if p.device not in devs:
+                raise PlanError(f"{label} part {j}: unknown device {p.device!r}; the plan's devices are {', '.join(plan.devices)}")
+        last = graph.layers[b]
+        shape = last.out_shape
+        fields = {"whole": (), "spatial": ("rows", "cols"), "channel": ("channels",), "input": ("inputs",)}[seg.cut]
+        for j, p in enumerate(seg.parts):
+            for f in ("rows", "cols", "channels", "inputs"):
+                if (getattr(p, f) is not None) != (f in fields):
+                    need = " and ".join(repr(x) for x in fields) or "no ranges"
+                    raise PlanError(f"{label} part {j}: a {seg.cut!r} cut part takes {need}, not {f!r}")
+        if seg.cut == "whole":
+            if len(seg.parts) != 1:
+                raise PlanError(f"{label}: a 'whole' segment has exactly one part, not {len(seg.parts)}")
+        elif seg.cut == "spatial":
+            ok, why = spatial_ok(graph, a, b)
+            if not ok:
+                raise PlanError(f"{label}: cannot be cut spatially: {why}; make it 'whole' or move the boundary")
+            bad = _tiles_exactly([(p.rows, p.cols) for p in seg.parts], shape[1:])
+            if bad:
+                raise PlanError(f"{label}: spatial parts must tile its {shape[1]}x{shape[2]} output exactly: {bad}")
+        elif seg.cut == "channel":
+            ok, why = cuttable(graph, a, b)
+            if not ok:
+                raise PlanError(f"{label}: cannot be cut by channels: {why}")
+            bad = _tiles_exactly([(p.channels,) for p in seg.parts], shape[:1])
+            if bad:
+                raise PlanError(f"{label}: channel parts must tile its {shape[0]} output channels exactly: {bad}")
+        elif seg.cut == "input":
+            if a != b or graph.layers[a].kind != "linear":
+                raise PlanError(f"{label}: an 'input' (partial-sum) cut needs a segment of exactly one Linear layer")
+            fin = graph.layers[a].in_shapes[0][0]
+            bad = _tiles_exactly([(p.inputs,) for p in seg.parts], (fin,))
+            if bad:
+                raise PlanError(f"{label}: input parts must tile its {fin} input features exactly: {bad}")
+        spans.append((a, b))
+    if expect != n:
+        raise PlanError(f"plan ends at layer {graph.layers[expect - 1].name!r}; layers from {graph.layers[expect].name!r} on are not in any segment")
+    return tuple(spans)

@@ -1,0 +1,191 @@
+"""Region algebra: which part of each input a region of a layer's output needs.
+
+A *region* is a box over a tensor's per-sample dimensions, one half-open
+``(lo, hi)`` range per dimension: ``((c0, c1), (h0, h1), (w0, w1))`` for a
+feature map, ``((f0, f1),)`` for a feature vector.  The batch dimension is
+always whole and never part of a region.
+
+:func:`backward` maps a requested output region of one layer to the region it
+actually computes (the request, widened where a layer can only compute whole
+groups — grouped convolutions, pixel-unshuffle, flatten) and the region of each
+input it reads.  Windowed layers (conv, pooling) read the rows
+``[o0*s - p, (o1-1)*s - p + d*(k-1) + 1)`` clipped to the map: padding exists
+only at the true border of the feature map, never at a cut (see
+:func:`window`).  The executor pads tiles with exactly the amount this module
+computes, so the two cannot disagree.
+
+Example::
+
+    >>> window(0, 112, k=3, s=1, p=1, d=1, size=224)   # top strip of a 3x3 conv
+    (-1, 113, 0, 113)
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+from edgeslice.graph.layer import Layer
+
+Range = tuple[int, int]
+Region = tuple[Range, ...]
+
+
+def full(shape: tuple[int, ...]) -> Region:
+    """The region covering a whole per-sample tensor of ``shape``."""
+    return tuple((0, int(n)) for n in shape)
+
+
+def volume(r: Region | None) -> int:
+    if r is None:
+        return 0
+    v = 1
+    for lo, hi in r:
+        v *= max(0, hi - lo)
+    return v
+
+
+def intersect(a: Region | None, b: Region | None) -> Region | None:
+    """The common part of two regions, or None when they do not overlap."""
+    if a is None or b is None:
+        return None
+    out = tuple((max(x0, y0), min(x1, y1)) for (x0, x1), (y0, y1) in zip(a, b))
+    return None if any(lo >= hi for lo, hi in out) else out
+
+
+def hull(a: Region | None, b: Region | None) -> Region | None:
+    """The smallest region containing both (None is the empty region)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return tuple((min(x0, y0), max(x1, y1)) for (x0, x1), (y0, y1) in zip(a, b))
+
+
+def contains(outer: Region, inner: Region) -> bool:
+    return all(o0 <= i0 and i1 <= o1 for (o0, o1), (i0, i1) in zip(outer, inner))
+
+
+def slices(outer: Region, inner: Region) -> tuple[slice, ...]:
+    """Index (batch included) selecting ``inner`` from a tile that holds ``outer``."""
+    return (slice(None),) + tuple(slice(i0 - o0, i1 - o0) for (o0, _), (i0, i1) in zip(outer, inner))
+
+
+def fmt(r: Region) -> str:
+    return "[" + ",".join(f"{lo}:{hi}" for lo, hi in r) + "]"
+
+
+def parse(s: str) -> Region:
+    s = s.strip()
+    if not (s.startswith("[") and s.endswith("]")):
+        raise ValueError(f"region {s!r} must look like [lo:hi,...]")
+    out = []
+    for part in s[1:-1].split(","):
+        lo, _, hi = part.partition(":")
+        out.append((int(lo), int(hi)))
+    return tuple(out)
+
+
+def window(o0: int, o1: int, k: int, s: int, p: int, d: int, size: int) -> tuple[int, int, int, int]:
+    """Input rows read by output rows ``[o0, o1)`` of a windowed layer.
+
+    Returns ``(virtual_lo, virtual_hi, lo, hi)``: the range in padded coordinates
+    and the same range clipped to the real map ``[0, size)``.  The executor pads
+    a tile with ``lo - virtual_lo`` before and ``virtual_hi - hi`` after.
+    """
+    vlo = o0 * s - p
+    vhi = (o1 - 1) * s - p + d * (k - 1) + 1
+    return vlo, vhi, max(0, vlo), min(size, vhi)
+
+
+def adaptive_range(o0: int, o1: int, insize: int, outsize: int) -> Range:
+    """Input range read by outputs ``[o0, o1)`` of adaptive pooling (torch's bins)."""
+    return (o0 * insize) // outsize, ceil(o1 * insize / outsize)
+
+
+def backward(layer: Layer, out: Region) -> tuple[Region, tuple[Region | None, ...]]:
+    """``(computed, inputs)`` for a requested output region ``out`` of ``layer``.
+
+    ``computed`` contains ``out``; ``inputs[i]`` is the region of input ``i``
+    read, or None when that input is not needed (a concat branch outside the
+    requested channels).
+    """
+    k = layer.kind
+    if k in ("act", "identity", "batchnorm"):
+        return out, (out,)
+    if k == "binary":
+        ins = []
+        for shp in layer.in_shapes:
+            # a broadcast dimension (size 1 in this input) reads its only element
+            ins.append(tuple((0, 1) if n == 1 and m != 1 else o for o, n, m in zip(out, shp, layer.out_shape)))
+        return out, tuple(ins)
+    if k == "cat":
+        (c0, c1), rest = out[0], out[1:]
+        ins, off = [], 0
+        for shp in layer.in_shapes:
+            lo, hi = max(c0, off), min(c1, off + shp[0])
+            ins.append(((lo - off, hi - off),) + rest if lo < hi else None)
+            off += shp[0]
+        return out, tuple(ins)
+    if k == "conv":
+        g = layer.geometry
+        cin, hin, win = layer.in_shapes[0]
+        cout = layer.out_shape[0]
+        (c0, c1), (h0, h1), (w0, w1) = out
+        if g.groups == 1:
+            comp_c, in_c = (c0, c1), (0, cin)
+        else:
+            opg, ipg = cout // g.groups, cin // g.groups
+            g0, g1 = c0 // opg, -(-c1 // opg)
+            comp_c, in_c = (g0 * opg, g1 * opg), (g0 * ipg, g1 * ipg)
+        _, _, rlo, rhi = window(h0, h1, g.kernel[0], g.stride[0], g.padding[0], g.dilation[0], hin)
+        _, _, clo, chi = window(w0, w1, g.kernel[1], g.stride[1], g.padding[1], g.dilation[1], win)
+        return (comp_c, (h0, h1), (w0, w1)), ((in_c, (rlo, rhi), (clo, chi)),)
+    if k in ("maxpool", "avgpool"):
+        g = layer.geometry
+        _, hin, win = layer.in_shapes[0]
+        c, (h0, h1), (w0, w1) = out
+        _, _, rlo, rhi = window(h0, h1, g.kernel[0], g.stride[0], g.padding[0], g.dilation[0], hin)
+        _, _, clo, chi = window(w0, w1, g.kernel[1], g.stride[1], g.padding[1], g.dilation[1], win)
+        return out, ((c, (rlo, rhi), (clo, chi)),)
+    if k in ("adaptive_avgpool", "adaptive_maxpool"):
+        _, hin, win = layer.in_shapes[0]
+        _, hout, wout = layer.out_shape
+        c, (h0, h1), (w0, w1) = out
+        return out, ((c, adaptive_range(h0, h1, hin, hout), adaptive_range(w0, w1, win, wout)),)
+    if k == "pixel_unshuffle":
+        r = layer.attr("factor")
+        (c0, c1), (h0, h1), (w0, w1) = out
+        ic0, ic1 = c0 // (r * r), -(-c1 // (r * r))
+        return ((ic0 * r * r, ic1 * r * r), (h0, h1), (w0, w1)), (((ic0, ic1), (h0 * r, h1 * r), (w0 * r, w1 * r)),)
+    if k == "flatten":
+        shp = layer.in_shapes[0]
+        if len(shp) == 1:
+            return out, (out,)
+        per = 1
+        for n in shp[1:]:
+            per *= n
+        (f0, f1), = out
+        i0, i1 = f0 // per, -(-f1 // per)
+        return ((i0 * per, i1 * per),), (((i0, i1),) + full(shp[1:]),)
+    if k == "linear":
+        return out, (full(layer.in_shapes[0]),)
+    raise ValueError(f"layer {layer.name!r}: no region rule for kind {k!r}")
+
+
+def flops(layer: Layer, computed: Region, batch: int, inputs: Range | None = None) -> int:
+    """FLOPs of computing ``computed`` of ``layer`` (torch's counting: conv and matmul only).
+
+    ``inputs`` restricts a Linear layer to a range of its input features
+    (a partial-sum part).
+    """
+    if not layer.flops:
+        return 0
+    total = 1
+    for n in layer.out_shape:
+        total *= n
+    per_elem = layer.flops // (batch * total)
+    f = per_elem * batch * volume(computed)
+    if inputs is not None:
+        fin = layer.in_shapes[0][0]
+        f = f * (inputs[1] - inputs[0]) // fin
+    return f
