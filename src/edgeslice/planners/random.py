@@ -17,7 +17,7 @@ import random
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.plan import ModelRef, Part, Plan, Segment
 from edgeslice.plan.validate import cuttable, spatial_ok
-from edgeslice.program.lower import analyse_part, part_requests, step_flops
+from edgeslice.program.lower import analyse_part, part_requests, segment_envelope, step_flops
 
 
 def _bounds(rng: random.Random, n: int, k: int) -> list[tuple[int, int]]:
@@ -30,9 +30,10 @@ def _bounds(rng: random.Random, n: int, k: int) -> list[tuple[int, int]]:
 def _channel_redundant(graph: LayerGraph, a: int, b: int, seg: Segment) -> bool:
     total = sum(l.flops for l in graph.layers[a : b + 1])
     got = 0
+    env = segment_envelope(graph, a, b)
     for p in seg.parts:
         req, partial = part_requests(graph, a, b, seg, p)
-        got += step_flops(graph, analyse_part(graph, a, b, req, partial)[0])
+        got += step_flops(graph, analyse_part(graph, a, b, req, partial, env)[0])
     return got != total
 
 

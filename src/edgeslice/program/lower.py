@@ -45,9 +45,33 @@ def part_requests(graph: LayerGraph, first: int, last: int, seg: Segment, part: 
     return {lay.name: R.full(lay.out_shape)}, part.inputs  # input (partial sums)
 
 
+def _extend(r: R.Region, env: R.Region, shape: tuple[int, ...]) -> R.Region:
+    """Widen ``r`` to the map's true border wherever it reaches the border of ``env``."""
+    return tuple((0 if lo <= elo else lo, n if hi >= ehi else hi) for (lo, hi), (elo, ehi), n in zip(r, env, shape))
+
+
+def segment_envelope(graph: LayerGraph, first: int, last: int) -> dict[str, R.Region]:
+    """What each layer of the segment must compute for the segment's whole output.
+
+    A strided layer may leave the last rows of its input unread; the whole
+    model computes them anyway.  Parts reaching the border of this envelope are
+    widened to the true border (see :func:`analyse_part`), so the parts of a
+    segment together compute every element the model computes — never less —
+    and a cut costs exactly its halos.
+    """
+    requests = {o: R.full(graph.shape(o)) for o in graph.outputs_of(first, last)}
+    steps, _ = analyse_part(graph, first, last, requests)
+    return {s.layer: s.region for s in steps}
+
+
 def analyse_part(graph: LayerGraph, first: int, last: int, requests: dict[str, R.Region],
-                 partial: tuple[int, int] | None = None) -> tuple[tuple[Step, ...], dict[str, R.Region]]:
-    """Steps (layer, computed region) in order, and the regions of external tensors read."""
+                 partial: tuple[int, int] | None = None,
+                 envelope: dict[str, R.Region] | None = None) -> tuple[tuple[Step, ...], dict[str, R.Region]]:
+    """Steps (layer, computed region) in order, and the regions of external tensors read.
+
+    With an ``envelope`` (from :func:`segment_envelope`), a region touching the
+    envelope's border is widened to the map's border.
+    """
     layers = graph.layers[first : last + 1]
     inside = {l.name for l in layers}
     req = dict(requests)
@@ -57,6 +81,8 @@ def analyse_part(graph: LayerGraph, first: int, last: int, requests: dict[str, R
         r = req.get(l.name)
         if r is None:
             continue  # nothing downstream in this part needs this layer
+        if envelope is not None and l.name in envelope:
+            r = _extend(r, envelope[l.name], l.out_shape)
         if partial is not None:
             comp, ins = R.full(l.out_shape), ((partial,),)
         else:
@@ -118,10 +144,11 @@ class _Lowering:
         self.producers[INPUT] = [("in", plan.source, R.full(g.input_shape), False)]
         for si, (seg, (a, b)) in enumerate(zip(plan.segments, spans)):
             made: dict[str, list] = {}
+            envelope = segment_envelope(g, a, b)
             for pi, part in enumerate(seg.parts):
                 who = f"{segment_label(g, si, seg)} part {pi}"
                 requests, partial = part_requests(g, a, b, seg, part)
-                steps, ext = analyse_part(g, a, b, requests, partial)
+                steps, ext = analyse_part(g, a, b, requests, partial, envelope)
                 needs = tuple(self.resolve(t, r, part.device, who) for t, r in ext.items())
                 tid = f"s{si}p{pi}"
                 outs = tuple(Out(t, r, partial is not None) for t, r in requests.items())
