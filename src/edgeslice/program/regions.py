@@ -94,7 +94,17 @@ def window(o0: int, o1: int, k: int, s: int, p: int, d: int, size: int) -> tuple
     """
     vlo = o0 * s - p
     vhi = (o1 - 1) * s - p + d * (k - 1) + 1
-    return vlo, vhi, max(0, vlo), min(size, vhi)
+    lo, hi = max(0, vlo), min(size, vhi)
+    last_start = (o1 - 1) * s - p
+    first_end = vlo + d * (k - 1)
+    if d > 1 or last_start >= size or first_end < 0:
+        # Dilated taps leave gaps, and an outermost window may lie wholly in the
+        # padding: end the box at the outermost taps that hit real rows, so no
+        # unread row is transferred (the padding then covers the gap).
+        real = [t for o in range(o0, o1) for t in range(o * s - p, o * s - p + d * k, d) if 0 <= t < size]
+        if real:
+            lo, hi = min(real), max(real) + 1
+    return vlo, vhi, lo, hi
 
 
 def adaptive_range(o0: int, o1: int, insize: int, outsize: int) -> Range:
