@@ -7,9 +7,12 @@ checked too.
 
 Each command starts a fresh Python that imports torch (about 2 s), so the
 commands are all started by one module fixture, several at a time, in a
-temporary working directory; the tests then only look at the results.  Plans
-that the error cases edit come from a real ``edgeslice plan`` run (ResNet-18 at
-3x32x32, the cheapest zoo model to rebuild; seed 0 cuts one segment spatially).
+temporary working directory; the tests then only look at the results.  The plans
+that the error cases edit are edits of a real ``edgeslice plan`` output
+(AlexNet at 3x64x64, seed 5, which cuts segments spatially and by channels).
+Every command that traces a model costs 4-6 s of CPU (importing torch and
+torch._dynamo dominates), so the cases are chosen to keep the file under a minute
+on two cores.
 """
 
 from __future__ import annotations
@@ -84,11 +87,10 @@ def _write_inputs(work: Path) -> None:
 
 
 # Commands that need nothing but the files above.
-INDEPENDENT = {
-    "plan_alexnet": ["plan", "--model", "alexnet", "--input", "3x64x64", "--devices", "3", "--seed", "5", "-o", "plan.json"],
-    "plan_resnet18": ["plan", "--model", "resnet18", "--input", "3x32x32", "--devices", "3", "--seed", "0", "-o", "r18.json"],
-    "plan_vgg16": ["plan", "--model", "vgg16", "--input", "3x32x32", "--devices", "2", "--seed", "1", "-o", "vgg16.json"],
+INDEPENDENT = {  # started in this order: the longest first
     "models": ["models", "--json"],
+    "plan_alexnet": ["plan", "--model", "alexnet", "--input", "3x64x64", "--devices", "3", "--seed", "5", "-o", "plan.json"],
+    "plan_vgg16": ["plan", "--model", "vgg16", "--input", "3x32x32", "--devices", "2", "--seed", "1", "-o", "vgg16.json"],
     "unknown_model": ["plan", "--model", "nosuchnet", "-o", "x.json"],
     "no_factory": ["plan", "--model", "m.py:factory", "--input", "3x32x32", "-o", "x.json"],
     "missing_file": ["plan", "--model", "missing.py:f", "--input", "3x32x32", "-o", "x.json"],
@@ -101,8 +103,6 @@ INDEPENDENT = {
     "version99": ["show", "version99.json"],
     "input_zero": ["plan", "--model", "alexnet", "--input", "3x0x5"],
     "input_abc": ["plan", "--model", "alexnet", "--input", "abc"],
-    "output_dir_missing": ["plan", "--model", "resnet18", "--input", "3x32x32", "-o", "no_such_dir/plan.json"],
-    "input_two_dims": ["plan", "--model", "resnet18", "--input", "3x32", "-o", "x.json"],
 }
 
 
@@ -136,16 +136,18 @@ def _drop_second(d: dict) -> None:
 
 
 def _spatial_over_linear(d: dict) -> None:
-    """Split the last segment (it ends at ResNet-18's fc) into ..flatten (whole) and fc alone, cut spatially."""
+    """Make AlexNet's last Linear (classifier_6) a segment of its own, cut spatially."""
     last = d["segments"][-1]
-    assert last["layers"][1] == "fc" and last["layers"][0] != "fc"
-    d["segments"][-1:] = [
-        {"layers": [last["layers"][0], "flatten"], "cut": "whole", "parts": [{"device": "d0"}]},
-        {"layers": ["fc", "fc"], "cut": "spatial", "parts": [{"device": "d0", "rows": [0, 1], "cols": [0, 1]}]},
-    ]
+    if last["layers"][1] != "classifier_6":
+        raise ValueError(f"the last segment ends at {last['layers'][1]!r}, not classifier_6")
+    fc = {"layers": ["classifier_6", "classifier_6"], "cut": "spatial", "parts": [{"device": "d0", "rows": [0, 1], "cols": [0, 1]}]}
+    if last["layers"][0] == "classifier_6":
+        d["segments"][-1] = fc
+    else:
+        d["segments"][-1:] = [{"layers": [last["layers"][0], "classifier_5"], "cut": "whole", "parts": [{"device": "d0"}]}, fc]
 
 
-# Edits of the real ResNet-18 plan, each checked with `show` or `check` (both validate).
+# Edits of the real AlexNet plan, each checked with `show` or `check` (both validate).
 EDITS = {
     "gap": (_shrink, "check"),
     "overlap": (_overlap, "show"),
@@ -161,34 +163,39 @@ def cli(tmp_path_factory):
     """Run every command once; return (work dir, {case: Result}, {case: edited plan dict})."""
     work = tmp_path_factory.mktemp("cli")
     _write_inputs(work)
-    results: dict[str, Result] = {}
     edited: dict[str, dict] = {}
+    edit_errors: list[str] = []
     workers = max(2, min(8, os.cpu_count() or 2))
     with ThreadPoolExecutor(workers) as pool:
         futs = {k: pool.submit(_run, work, a) for k, a in INDEPENDENT.items()}
-        if futs["plan_resnet18"].result().returncode == 0:
-            base = json.loads((work / "r18.json").read_text())
+        if futs["plan_alexnet"].result().returncode == 0:
+            base = json.loads((work / "plan.json").read_text())
             for k, (edit, cmd) in EDITS.items():
                 d = copy.deepcopy(base)
-                edit(d)
+                try:
+                    edit(d)
+                except Exception as exc:  # the planner changed the plan's shape: fail that case only
+                    edit_errors.append(f"{k}: {exc!r}")
+                    continue
                 edited[k] = d
                 (work / f"{k}.json").write_text(json.dumps(d, indent=2))
                 futs[k] = pool.submit(_run, work, [cmd, f"{k}.json"])
-        if futs["plan_alexnet"].result().returncode == 0:
             futs["show"] = pool.submit(_run, work, ["show", "plan.json"])
             futs["show_program"] = pool.submit(_run, work, ["show", "plan.json", "--program"])
             futs["check_json"] = pool.submit(_run, work, ["check", "plan.json", "--json"])
         if futs["plan_vgg16"].result().returncode == 0:
             futs["other_model"] = pool.submit(_run, work, ["check", "vgg16.json", "--model", "resnet50"])
         results = {k: f.result() for k, f in futs.items()}
+    results["edit errors"] = edit_errors
     return work, results, edited
 
 
 def _result(cli, case: str) -> Result:
     _, results, _ = cli
     if case not in results:
-        pytest.fail(f"case {case!r} did not run because the plan it edits was not made:\n"
-                    "\n".join(str(results.get(k)) for k in ("plan_resnet18", "plan_alexnet", "plan_vgg16")))
+        made = "\n".join(str(results.get(k)) for k in ("plan_alexnet", "plan_vgg16"))
+        pytest.fail(f"case {case!r} did not run: the plan it needs was not made or could not be edited "
+                    f"({results.get('edit errors')}):\n{made}")
     return results[case]
 
 
@@ -255,39 +262,45 @@ def _seg_label(d: dict, i: int) -> str:
 
 
 def test_parts_leave_a_gap(cli):
+    r = _result(cli, "gap")
     d = cli[2]["gap"]
     i = _first(d, ("spatial", "channel"))
-    assert_user_error(_result(cli, "gap"), _seg_label(d, i), "must cover the whole output")
+    assert_user_error(r, _seg_label(d, i), "must cover the whole output")
 
 
 def test_parts_overlap(cli):
+    r = _result(cli, "overlap")
     d = cli[2]["overlap"]
     i = _first(d, ("spatial", "channel"))
-    assert_user_error(_result(cli, "overlap"), _seg_label(d, i), "parts 0 and 1 overlap")
+    assert_user_error(r, _seg_label(d, i), "parts 0 and 1 overlap")
 
 
 def test_unknown_device(cli):
+    r = _result(cli, "unknown_device")
     d = cli[2]["unknown_device"]
-    msg = assert_user_error(_result(cli, "unknown_device"), "'d9'", f"{_seg_label(d, len(d['segments']) - 1)} part 0")
+    msg = assert_user_error(r, "'d9'", f"{_seg_label(d, len(d['segments']) - 1)} part 0")
     assert "d0, d1, d2" in msg
 
 
 def test_segments_out_of_order(cli):
+    r = _result(cli, "out_of_order")
     d = cli[2]["out_of_order"]
-    assert_user_error(_result(cli, "out_of_order"), _seg_label(d, 0), "must start at layer 'conv1'")
+    assert_user_error(r, _seg_label(d, 0), "must start at layer 'features_0'")
 
 
 def test_gap_in_layer_coverage(cli):
+    r = _result(cli, "missing_segment")
     d = cli[2]["missing_segment"]
-    base = json.loads((cli[0] / "r18.json").read_text())
+    base = json.loads((cli[0] / "plan.json").read_text())
     want = base["segments"][1]["layers"][0]
-    assert_user_error(_result(cli, "missing_segment"), _seg_label(d, 1), f"must start at layer {want!r}")
+    assert_user_error(r, _seg_label(d, 1), f"must start at layer {want!r}")
 
 
 def test_spatial_cut_over_a_linear_layer_is_refused(cli):
+    r = _result(cli, "spatial_linear")
     d = cli[2]["spatial_linear"]
-    msg = assert_user_error(_result(cli, "spatial_linear"), _seg_label(d, len(d["segments"]) - 1),
-                            "cannot be cut spatially", "'fc' (linear")
+    msg = assert_user_error(r, _seg_label(d, len(d["segments"]) - 1),
+                            "cannot be cut spatially", "'classifier_6' (linear")
     assert "'whole'" in msg  # says how to fix it
 
 
@@ -300,21 +313,6 @@ def test_bad_input_shape(cli, case, text):
     assert "Traceback" not in r.stdout + r.stderr, r
     assert f"input shape '{text}'" in r.stderr, r
     assert "3x224x224" in r.stderr  # shows the expected form
-
-
-# ---- bugs found while writing these tests (see the report) ---------------------------
-
-@pytest.mark.xfail(strict=True, reason="cli.py cmd_plan -> Plan.save: an OSError writing -o is not caught, "
-                                       "so a missing output directory ends in a FileNotFoundError traceback")
-def test_unwritable_output_file(cli):
-    assert_user_error(_result(cli, "output_dir_missing"), "no_such_dir")
-
-
-@pytest.mark.xfail(strict=True, reason="trace.py: torch's ShapeProp prints a traceback to stderr before "
-                                       "edgeslice turns the failure into a TraceError; the message names "
-                                       "'ShapeProp error for: node=...' instead of the shape problem")
-def test_input_shape_the_model_cannot_take(cli):
-    assert_user_error(_result(cli, "input_two_dims"), "3x32")
 
 
 # ---- the happy path -----------------------------------------------------------------
@@ -336,15 +334,9 @@ def test_plan_writes_a_loadable_file(cli):
     d = json.loads((cli[0] / "plan.json").read_text())
     assert d["format"] == "edgeslice-plan" and d["model"]["spec"] == "alexnet"
     assert d["model"]["input"] == [3, 64, 64] and d["devices"] == ["d0", "d1", "d2"]
-
-
-def test_plan_that_the_error_cases_edit(cli):
-    r = _result(cli, "plan_resnet18")
-    assert r.returncode == 0 and not r.stderr.strip(), r
-    d = json.loads((cli[0] / "r18.json").read_text())
-    # the edits rely on a spatial or channel segment, at least 3 segments and a last segment ending at fc
+    # the error cases edit this plan: they need a spatial or channel segment and at least 3 segments
     assert any(s["cut"] in ("spatial", "channel") for s in d["segments"]) and len(d["segments"]) >= 3
-    assert d["segments"][-1]["layers"][1] == "fc"
+    assert d["segments"][-1]["layers"][1] == "classifier_6"
 
 
 def test_show_describes_every_segment(cli):

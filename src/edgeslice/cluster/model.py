@@ -34,12 +34,23 @@ class Link:
 
 @dataclass(frozen=True)
 class Cluster:
+    """Devices, links between every pair (a default plus overrides), source and sink.
+
+    ``medium`` is ``"switched"`` (each pair of devices has its own link; a link
+    carries one transfer at a time) or ``"shared"`` (one Wi-Fi cell: every
+    transfer in the cluster shares one channel, one at a time).
+    ``bandwidth_trace`` is an optional step function ``((t_s, factor), ...)``
+    multiplying every link's bandwidth from time ``t_s`` on (starts at 1.0).
+    """
+
     name: str
     devices: tuple[Device, ...]
     default_link: Link = Link(100.0, 0.0)
     overrides: tuple[tuple[frozenset, Link], ...] = field(default=())
     source: str = ""
     sink: str = ""
+    medium: str = "switched"
+    bandwidth_trace: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self):
         names = [d.name for d in self.devices]

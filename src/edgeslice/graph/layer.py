@@ -102,9 +102,12 @@ class LayerGraph:
     output: str
     itemsize: int = 4
     _index: dict = field(default=None, init=False, repr=False, compare=False, hash=False)
+    memo: dict = field(default=None, init=False, repr=False, compare=False, hash=False)
+    """Per-graph cache for pure functions of the graph (region analyses); never part of equality."""
 
     def __post_init__(self):
         object.__setattr__(self, "_index", {l.name: i for i, l in enumerate(self.layers)})
+        object.__setattr__(self, "memo", {})
 
     def index(self, name: str) -> int:
         return self._index[name]
@@ -132,12 +135,14 @@ class LayerGraph:
     def outputs_of(self, first: int, last: int) -> tuple[str, ...]:
         """Tensors made by layers ``first..last`` (indices, inclusive) that are read outside that range
         or are the model output."""
-        inside = {l.name for l in self.layers[first : last + 1]}
-        out = []
-        for l in self.layers[first : last + 1]:
-            if l.name == self.output or any(c not in inside for c in self.consumers[l.name]):
-                out.append(l.name)
-        return tuple(out)
+        key = ("outputs_of", first, last)
+        hit = self.memo.get(key)
+        if hit is None:
+            inside = {l.name for l in self.layers[first : last + 1]}
+            hit = self.memo[key] = tuple(
+                l.name for l in self.layers[first : last + 1]
+                if l.name == self.output or any(c not in inside for c in self.consumers[l.name]))
+        return hit
 
     def inputs_of(self, first: int, last: int) -> tuple[str, ...]:
         """Tensors read by layers ``first..last`` but made outside that range (the model input included)."""

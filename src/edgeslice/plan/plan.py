@@ -164,7 +164,7 @@ class Plan:
             raise PlanError(f"{where}: plan version {ver!r} is not supported (this edgeslice reads version {PLAN_VERSION}); re-run `edgeslice plan`")
         m = need(d, "model", dict, "")
         inp = need(m, "input", list, "model: ")
-        if not inp or not all(isinstance(v, int) and v > 0 for v in inp):
+        if not inp or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in inp):
             raise PlanError(f"{where}: model: 'input' must be a list of positive integers like [3, 224, 224]")
         batch = need(m, "batch", int, "model: ")
         if batch < 1:

@@ -10,6 +10,8 @@ segment (with its layer range) and the part at fault and says how to fix it.
 
 from __future__ import annotations
 
+import functools
+
 from edgeslice.errors import PlanError, PlanMismatchError
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.plan import Plan, Segment
@@ -55,7 +57,12 @@ def spatial_ok(graph: LayerGraph, first: int, last: int) -> tuple[bool, str]:
     return True, ""
 
 
-def _tiles_exactly(boxes: list[tuple[tuple[int, int], ...]], bounds: tuple[int, ...]) -> str | None:
+def _tiles_exactly(boxes, bounds: tuple[int, ...]) -> str | None:
+    return _tiles_exactly_cached(tuple(boxes), tuple(bounds))
+
+
+@functools.lru_cache(maxsize=4096)
+def _tiles_exactly_cached(boxes: tuple[tuple[tuple[int, int], ...], ...], bounds: tuple[int, ...]) -> str | None:
     """None when ``boxes`` tile ``[0, bounds)`` exactly, else a description of the first problem."""
     for j, b in enumerate(boxes):
         for (lo, hi), n in zip(b, bounds):
@@ -112,9 +119,12 @@ def validate(plan: Plan, graph: LayerGraph) -> tuple[tuple[int, int], ...]:
         fields = {"whole": (), "spatial": ("rows", "cols"), "channel": ("channels",), "input": ("inputs",)}[seg.cut]
         for j, p in enumerate(seg.parts):
             for f in ("rows", "cols", "channels", "inputs"):
-                if (getattr(p, f) is not None) != (f in fields):
-                    need = " and ".join(repr(x) for x in fields) or "no ranges"
-                    raise PlanError(f"{label} part {j}: a {seg.cut!r} cut part takes {need}, not {f!r}")
+                has = getattr(p, f) is not None
+                if has and f not in fields:
+                    takes = " and ".join(repr(x) for x in fields) or "no ranges"
+                    raise PlanError(f"{label} part {j}: a {seg.cut!r} cut part takes {takes}, not {f!r}")
+                if not has and f in fields:
+                    raise PlanError(f"{label} part {j}: a {seg.cut!r} cut part needs {f!r} (as [lo, hi])")
         if seg.cut == "whole":
             if len(seg.parts) != 1:
                 raise PlanError(f"{label}: a 'whole' segment has exactly one part, not {len(seg.parts)}")

@@ -59,9 +59,13 @@ def segment_envelope(graph: LayerGraph, first: int, last: int) -> dict[str, R.Re
     segment together compute every element the model computes — never less —
     and a cut costs exactly its halos.
     """
-    requests = {o: R.full(graph.shape(o)) for o in graph.outputs_of(first, last)}
-    steps, _ = analyse_part(graph, first, last, requests)
-    return {s.layer: s.region for s in steps}
+    key = ("envelope", first, last)
+    env = graph.memo.get(key)
+    if env is None:
+        requests = {o: R.full(graph.shape(o)) for o in graph.outputs_of(first, last)}
+        steps, _ = analyse_part(graph, first, last, requests)
+        env = graph.memo[key] = {s.layer: s.region for s in steps}
+    return env
 
 
 def analyse_part(graph: LayerGraph, first: int, last: int, requests: dict[str, R.Region],
@@ -70,8 +74,18 @@ def analyse_part(graph: LayerGraph, first: int, last: int, requests: dict[str, R
     """Steps (layer, computed region) in order, and the regions of external tensors read.
 
     With an ``envelope`` (from :func:`segment_envelope`), a region touching the
-    envelope's border is widened to the map's border.
+    envelope's border is widened to the map's border.  Results are memoised on
+    the graph: the analysis depends only on geometry, not on placement, so a
+    planner re-evaluating placements of the same cut pays for it once.
     """
+    key = ("part", first, last, tuple(requests.items()), partial, envelope is not None)
+    hit = graph.memo.get(key)
+    if hit is None:
+        hit = graph.memo[key] = _analyse_part(graph, first, last, requests, partial, envelope)
+    return hit[0], dict(hit[1])
+
+
+def _analyse_part(graph, first, last, requests, partial, envelope):
     layers = graph.layers[first : last + 1]
     inside = {l.name for l in layers}
     req = dict(requests)
@@ -86,8 +100,9 @@ def analyse_part(graph: LayerGraph, first: int, last: int, requests: dict[str, R
         if partial is not None:
             comp, ins = R.full(l.out_shape), ((partial,),)
         else:
-            comp, _ = R.backward(l, r)
-            _, ins = R.backward(l, comp)
+            comp, ins = R.backward(l, r)
+            if comp != r:  # widened (whole groups): read what the widened region needs
+                _, ins = R.backward(l, comp)
         computed[l.name] = comp
         for src, ir in zip(l.inputs, ins):
             if ir is None:
@@ -102,7 +117,11 @@ def analyse_part(graph: LayerGraph, first: int, last: int, requests: dict[str, R
 
 
 def step_flops(graph: LayerGraph, steps: tuple[Step, ...]) -> int:
-    return sum(R.flops(graph.layer(s.layer), s.region, graph.batch, s.inputs) for s in steps)
+    key = ("flops", steps)
+    f = graph.memo.get(key)
+    if f is None:
+        f = graph.memo[key] = sum(R.flops(graph.layer(s.layer), s.region, graph.batch, s.inputs) for s in steps)
+    return f
 
 
 class _Lowering:
@@ -113,12 +132,15 @@ class _Lowering:
         self.xfer_cache: dict[tuple, str] = {}
 
     def resolve(self, tensor: str, region: R.Region, device: str, who: str) -> Need:
-        pieces, partial = [], False
+        pieces, partial, covered = [], False, 0
+        unit = self.graph.batch * self.graph.itemsize
         for tid, pdev, preg, is_partial in self.producers.get(tensor, ()):
             inter = R.intersect(region, preg)
             if inter is None:
                 continue
             partial |= is_partial
+            vol = R.volume(inter)
+            covered += vol
             if pdev == device:
                 pieces.append(Piece(tid, inter))
                 continue
@@ -127,10 +149,8 @@ class _Lowering:
             if xid is None:
                 xid = f"x{len(self.xfer_cache)}"
                 self.xfer_cache[key] = xid
-                nbytes = R.volume(inter) * self.graph.batch * self.graph.itemsize
-                self.tasks.append(TransferTask(xid, pdev, device, tensor, inter, tid, nbytes))
+                self.tasks.append(TransferTask(xid, pdev, device, tensor, inter, tid, vol * unit))
             pieces.append(Piece(xid, inter))
-        covered = sum(R.volume(p.region) for p in pieces)
         ok = all(p.region == region for p in pieces) if partial else covered == R.volume(region)
         if not pieces or not ok:
             raise LoweringError(f"{who}: needs {tensor}{R.fmt(region)} but the earlier parts provide only {covered} of its "
@@ -158,7 +178,9 @@ class _Lowering:
             self.producers.update(made)
         need = self.resolve(g.output, R.full(g.shape(g.output)), plan.sink, "model output")
         self.tasks.append(OutputTask("out", plan.sink, need))
-        tensors = ((INPUT, g.input_shape),) + tuple((l.name, l.out_shape) for l in g.layers)
+        tensors = g.memo.get("tensors")
+        if tensors is None:
+            tensors = g.memo["tensors"] = ((INPUT, g.input_shape),) + tuple((l.name, l.out_shape) for l in g.layers)
         return Program(g.spec, g.fingerprint, g.batch, g.itemsize, plan.devices, plan.source, plan.sink, tensors, tuple(self.tasks))
 
 

@@ -12,6 +12,9 @@ Four kinds of task, listed in an order that is valid to run sequentially:
 ``output``    the sink assembles the model output.
 
 The simulator and the runtime both consume this; neither re-derives regions.
+The small value types inside tasks (Piece, Need, Step, Out) are NamedTuples:
+as immutable as the frozen task dataclasses, and they hash in C, which
+matters because planners memoise on them.
 :meth:`Program.to_text` gives a compact, line-oriented form that
 :meth:`Program.from_text` reads back to an equal Program (golden files in the
 tests are in this form).  Example line::
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 from edgeslice.program.regions import Range, Region, fmt, parse, volume
 
@@ -30,16 +34,14 @@ TEXT_HEADER = "edgeslice-program"
 TEXT_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Piece:
+class Piece(NamedTuple):
     """Region ``region`` of a need, taken from what task ``task`` holds on the same device."""
 
     task: str
     region: Region
 
 
-@dataclass(frozen=True)
-class Need:
+class Need(NamedTuple):
     """An external input region a compute (or output) task assembles from pieces."""
 
     tensor: str
@@ -48,8 +50,7 @@ class Need:
     reduce: bool = False
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """Compute ``region`` of ``layer``'s output; ``inputs`` set for a partial-sum Linear part."""
 
     layer: str
@@ -57,8 +58,7 @@ class Step:
     inputs: Range | None = None
 
 
-@dataclass(frozen=True)
-class Out:
+class Out(NamedTuple):
     """A region of a tensor a compute task delivers (``partial``: a partial sum to be reduced)."""
 
     tensor: str

@@ -40,7 +40,7 @@ def volume(r: Region | None) -> int:
         return 0
     v = 1
     for lo, hi in r:
-        v *= max(0, hi - lo)
+        v *= hi - lo if hi > lo else 0
     return v
 
 
@@ -48,8 +48,14 @@ def intersect(a: Region | None, b: Region | None) -> Region | None:
     """The common part of two regions, or None when they do not overlap."""
     if a is None or b is None:
         return None
-    out = tuple((max(x0, y0), min(x1, y1)) for (x0, x1), (y0, y1) in zip(a, b))
-    return None if any(lo >= hi for lo, hi in out) else out
+    out = []
+    for (x0, x1), (y0, y1) in zip(a, b):  # hot in lowering: plain loop, early exit
+        lo = x0 if x0 > y0 else y0
+        hi = x1 if x1 < y1 else y1
+        if lo >= hi:
+            return None
+        out.append((lo, hi))
+    return tuple(out)
 
 
 def hull(a: Region | None, b: Region | None) -> Region | None:

@@ -1,0 +1,412 @@
+"""Read cluster YAML files into :class:`~edgeslice.cluster.model.Cluster` values.
+
+A cluster file says which devices a plan may use, how fast they are, how they
+are connected, where the input image appears and where the result is wanted::
+
+    name: pi4x4
+    devices:
+      - {name: pi0, gflops: 8, memory_mb: 4096, cpu_load: 0.0, cpus: 0.4}
+      - {name: edge, gflops: 200, memory_mb: 16384, profile: edge-profile.json}
+    links:
+      default: {bandwidth_mbps: 50, latency_ms: 1}
+      overrides:
+        - {between: [pi0, edge], bandwidth_mbps: 20, latency_ms: 5}
+    source: pi0               # default: the first device
+    sink: pi0                 # default: the source
+    medium: switched          # or shared (one Wi-Fi channel for all transfers)
+    bandwidth_trace: [[0, 1.0], [0.5, 0.4]]   # [time_s, factor] steps
+
+Validation is strict, because a typo in a cluster file silently changes every
+plan made for it: unknown fields, duplicate keys, booleans where numbers belong
+and names that are not devices are all errors.  Every error is a
+:class:`~edgeslice.errors.ClusterError` whose message is one line:
+``<file>: <field path>: <problem and fix>``, e.g.
+``x.yaml: devices[2].gflops: must be a positive number, got -3``.
+
+Field notes:
+
+- ``profile``: a relative path is resolved against the folder of the YAML
+  file and stored as an absolute path string; whether it exists is checked by
+  whoever reads the profile, not here.
+- ``links.overrides[i]``: a field left out (``bandwidth_mbps`` or
+  ``latency_ms``) is taken from ``links.default``, so an override that only
+  says "this pair is slower" keeps the default latency.
+
+Bundled example clusters (``iot-edge``, ``pi4x4``, ``hetero3``, ``mec``,
+``local4``) ship inside the package; :func:`resolve_cluster` accepts either a
+file path or one of those names, which is what ``--cluster`` means.
+
+Example:
+
+>>> from edgeslice.cluster.load import resolve_cluster, parse_cluster
+>>> c = resolve_cluster("pi4x4")
+>>> c.names, c.source, c.medium, c.link("pi0", "pi3").bandwidth_mbps
+(('pi0', 'pi1', 'pi2', 'pi3'), 'pi0', 'shared', 50.0)
+>>> parse_cluster({"devices": [{"name": "a", "gflops": 5}]}, "inline.yaml").default_link
+Link(bandwidth_mbps=100.0, latency_ms=0.0)
+>>> parse_cluster({"devices": [{"name": "a", "gflops": -3}]}, "x.yaml")
+Traceback (most recent call last):
+...
+edgeslice.errors.ClusterError: x.yaml: devices[0].gflops: must be a positive number, got -3
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeslice.cluster.model import NAME_RE, Cluster, Device, Link
+from edgeslice.errors import ClusterError
+
+__all__ = ["load_cluster", "parse_cluster", "builtin_clusters", "resolve_cluster", "EXAMPLES_DIR"]
+
+#: Folder of the bundled example clusters (shipped as package data).
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+
+DEFAULT_LINK = Link(100.0, 0.0)
+MEDIA = ("switched", "shared")
+
+TOP_FIELDS = ("name", "devices", "links", "source", "sink", "medium", "bandwidth_trace")
+DEVICE_FIELDS = ("name", "gflops", "memory_mb", "cpu_load", "cpus", "profile", "scale")
+LINKS_FIELDS = ("default", "overrides")
+LINK_FIELDS = ("bandwidth_mbps", "latency_ms")
+OVERRIDE_FIELDS = ("between",) + LINK_FIELDS
+
+
+# --------------------------------------------------------------------- reading
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    """A key repeated in one YAML mapping (valid YAML syntax, but a lost value)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key repeated in one mapping.
+
+    Plain ``safe_load`` keeps the last of two ``gflops:`` lines silently;
+    a cluster file must not lose a value that way.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # SafeLoader reports unhashable keys itself
+            if key in seen:
+                m = key_node.start_mark
+                raise _DuplicateKey(
+                    None, None,
+                    f"key {key!r} appears twice in one mapping (first at line {seen[key].line + 1}); keep one",
+                    m,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def load_cluster(path: str | Path) -> Cluster:
+    """Read and validate the cluster YAML file at ``path``.
+
+    Raises :class:`ClusterError` (one line, starting with the path) when the
+    file cannot be read, is not valid YAML, or describes an invalid cluster.
+    """
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ClusterError(f"cannot read cluster file {where!r}: not UTF-8 text ({_one_line(e.reason)} at byte {e.start})") from None
+    except OSError as e:
+        raise ClusterError(f"cannot read cluster file {where!r}: {e.strerror or _one_line(e)}") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 -- a SafeLoader subclass
+    except _DuplicateKey as e:
+        m = e.problem_mark
+        raise ClusterError(f"{where}: line {m.line + 1}, column {m.column + 1}: {_one_line(e.problem)}") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = _one_line(e.problem or e.context or "invalid YAML")
+        raise ClusterError(f"{where}: YAML syntax error{at}: {problem} (check indentation, colons and quoting)") from None
+    except yaml.YAMLError as e:
+        raise ClusterError(f"{where}: YAML syntax error: {_one_line(e)}") from None
+    return parse_cluster(data, where, base=Path(path).parent)
+
+
+# ------------------------------------------------------------------ validating
+
+
+def _show(v: Any) -> str:
+    """A value as the user wrote it in YAML, for messages."""
+    if v is None:
+        return "nothing (null)"
+    if isinstance(v, bool):
+        return f"{str(v).lower()} (a boolean; YAML reads yes/no/on/off/true/false as booleans)"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, (dict, list)):
+        kind = "a mapping" if isinstance(v, dict) else "a list"
+        try:
+            text = _one_line(yaml.safe_dump(v, default_flow_style=True, width=10**6))
+        except yaml.YAMLError:
+            return kind
+        return f"{kind} {text}" if len(text) <= 60 else kind
+    return type(v).__name__
+
+
+class _Checker:
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, field: str, problem: str) -> ClusterError:
+        return ClusterError(_one_line(f"{self.where}: {field}: {problem}"))
+
+    def mapping(self, v: Any, field: str, example: str) -> dict:
+        if not isinstance(v, dict):
+            raise self.fail(field, f"must be a mapping like {example}, got {_show(v)}")
+        return v
+
+    def known(self, d: dict, field: str, allowed: tuple[str, ...]) -> None:
+        for k in d:
+            if k not in allowed:
+                key = str(k)
+                near = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean '{near[0]}'? " if near else ""
+                path = f"{field}.{key}" if field else key
+                raise self.fail(path, f"unknown field; {hint}allowed: {', '.join(allowed)}")
+
+    def number(self, v: Any, field: str, *, lo: float, lo_open: bool, hi: float | None = None,
+               what: str = "a positive number") -> float:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if ok:
+            ok = (v > lo if lo_open else v >= lo) and (hi is None or v < hi)
+        if not ok:
+            raise self.fail(field, f"must be {what}, got {_show(v)}")
+        return float(v)
+
+    def name(self, v: Any, field: str) -> str:
+        if not isinstance(v, str) or not NAME_RE.match(v):
+            raise self.fail(field, f"must be a name of letters, digits, '_', '.', '-' (quote it if YAML reads it as "
+                                   f"a number or boolean), got {_show(v)}")
+        return v
+
+
+def _device(chk: _Checker, raw: Any, i: int, base: Path | None) -> Device:
+    f = f"devices[{i}]"
+    d = chk.mapping(raw, f, "{name: pi0, gflops: 8}")
+    chk.known(d, f, DEVICE_FIELDS)
+    if "name" not in d:
+        raise chk.fail(f"{f}.name", "missing (every device needs a name, e.g. name: pi0)")
+    name = chk.name(d["name"], f"{f}.name")
+    if "gflops" not in d:
+        raise chk.fail(f"{f}.gflops", f"missing (give device {name!r} its compute rate in GFLOP/s, e.g. gflops: 8)")
+    gflops = chk.number(d["gflops"], f"{f}.gflops", lo=0, lo_open=True)
+    memory = chk.number(d.get("memory_mb", 4096), f"{f}.memory_mb", lo=0, lo_open=True)
+    load = chk.number(d.get("cpu_load", 0), f"{f}.cpu_load", lo=0, lo_open=False, hi=1,
+                      what="a fraction in [0, 1) (0 = idle, 0.6 = 60% busy with other work)")
+    cpus = d.get("cpus")
+    if cpus is not None:
+        cpus = chk.number(cpus, f"{f}.cpus", lo=0, lo_open=True)
+    profile = d.get("profile")
+    if profile is not None:
+        if not isinstance(profile, str) or not profile.strip():
+            raise chk.fail(f"{f}.profile", f"must be a file path (relative to the cluster file), got {_show(profile)}")
+        p = Path(profile).expanduser()
+        if not p.is_absolute():
+            p = (base if base is not None else Path.cwd()) / p
+        profile = str(p.resolve())
+    scale = chk.number(d.get("scale", 1.0), f"{f}.scale", lo=0, lo_open=True)
+    return Device(name=name, gflops=gflops, memory_mb=memory, cpu_load=load, cpus=cpus, profile=profile, scale=scale)
+
+
+def _link(chk: _Checker, d: dict, f: str, inherit: Link | None) -> Link:
+    if "bandwidth_mbps" in d:
+        bw = chk.number(d["bandwidth_mbps"], f"{f}.bandwidth_mbps", lo=0, lo_open=True)
+    elif inherit is not None:
+        bw = inherit.bandwidth_mbps
+    else:
+        raise chk.fail(f"{f}.bandwidth_mbps", "missing (give the link speed in Mbit/s, e.g. bandwidth_mbps: 50)")
+    if "latency_ms" in d:
+        lat = chk.number(d["latency_ms"], f"{f}.latency_ms", lo=0, lo_open=False, what="a number >= 0")
+    else:
+        lat = inherit.latency_ms if inherit is not None else 0.0
+    return Link(bw, lat)
+
+
+def _links(chk: _Checker, raw: Any, names: list[str]) -> tuple[Link, tuple[tuple[frozenset, Link], ...]]:
+    if raw is None:
+        return DEFAULT_LINK, ()
+    links = chk.mapping(raw, "links", "{default: {bandwidth_mbps: 50, latency_ms: 1}, overrides: [...]}")
+    chk.known(links, "links", LINKS_FIELDS)
+    default = DEFAULT_LINK
+    if links.get("default") is not None:
+        dd = chk.mapping(links["default"], "links.default", "{bandwidth_mbps: 50, latency_ms: 1}")
+        chk.known(dd, "links.default", LINK_FIELDS)
+        default = _link(chk, dd, "links.default", None)
+    raw_ov = links.get("overrides")
+    if raw_ov is None:
+        return default, ()
+    if not isinstance(raw_ov, list):
+        raise chk.fail("links.overrides", f"must be a list like [{{between: [a, b], bandwidth_mbps: 20}}], got {_show(raw_ov)}")
+    overrides: list[tuple[frozenset, Link]] = []
+    first: dict[frozenset, int] = {}
+    for i, o in enumerate(raw_ov):
+        f = f"links.overrides[{i}]"
+        o = chk.mapping(o, f, "{between: [pi0, edge], bandwidth_mbps: 20, latency_ms: 5}")
+        chk.known(o, f, OVERRIDE_FIELDS)
+        if "between" not in o:
+            raise chk.fail(f"{f}.between", "missing (name the two devices the link joins, e.g. between: [pi0, edge])")
+        pair = o["between"]
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise chk.fail(f"{f}.between", f"must list exactly two devices, e.g. [pi0, edge], got {_show(pair)}")
+        for n in pair:
+            if not isinstance(n, str) or n not in names:
+                raise chk.fail(f"{f}.between", f"unknown device {n!r} (devices: {', '.join(names)})")
+        a, b = pair
+        if a == b:
+            raise chk.fail(f"{f}.between", f"names {a!r} twice; a link joins two different devices")
+        if not any(k in o for k in LINK_FIELDS):
+            raise chk.fail(f, "sets neither bandwidth_mbps nor latency_ms; give at least one or remove the override")
+        key = frozenset((a, b))
+        if key in first:
+            raise chk.fail(f"{f}.between", f"the link {a}-{b} is already set by links.overrides[{first[key]}]; keep one")
+        first[key] = i
+        overrides.append((key, _link(chk, o, f, default)))
+    return default, tuple(overrides)
+
+
+def _trace(chk: _Checker, raw: Any) -> tuple[tuple[float, float], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise chk.fail("bandwidth_trace", f"must be a list of [time_s, factor] steps, e.g. [[0, 1.0], [0.5, 0.4]], got {_show(raw)}")
+    steps: list[tuple[float, float]] = []
+    for i, step in enumerate(raw):
+        f = f"bandwidth_trace[{i}]"
+        if not isinstance(step, list) or len(step) != 2:
+            raise chk.fail(f, f"must be a pair [time_s, factor], e.g. [0.5, 0.4], got {_show(step)}")
+        t = chk.number(step[0], f"{f}[0]", lo=0, lo_open=False, what="a time in seconds >= 0")
+        k = chk.number(step[1], f"{f}[1]", lo=0, lo_open=True, what="a positive bandwidth factor")
+        if steps and t < steps[-1][0]:
+            raise chk.fail(f"{f}[0]", f"time {step[0]!r} comes before the previous step's {steps[-1][0]:g}; list steps in time order")
+        steps.append((t, k))
+    return tuple(steps)
+
+
+def parse_cluster(data: dict, where: str, *, base: str | Path | None = None) -> Cluster:
+    """Validate already-parsed YAML ``data`` and build a :class:`Cluster`.
+
+    ``where`` names the source (the file path) and starts every error message.
+    ``base`` is the folder relative ``profile`` paths are resolved against;
+    by default the folder of ``where``.
+    """
+    where = str(where)
+    chk = _Checker(where)
+    base = Path(base) if base is not None else Path(where).parent
+    if data is None:
+        raise chk.fail("devices", "missing (the file is empty; a cluster needs at least one device, "
+                                  "e.g. devices: [{name: pi0, gflops: 8}])")
+    if not isinstance(data, dict):
+        raise chk.fail("top level", f"must be a mapping with 'devices:' (allowed fields: {', '.join(TOP_FIELDS)}), "
+                                    f"got {_show(data)}")
+    chk.known(data, "", TOP_FIELDS)
+
+    name = data.get("name")
+    if name is None:
+        name = Path(where).stem or "cluster"
+    elif not isinstance(name, str) or not name.strip():
+        raise chk.fail("name", f"must be a text label for the cluster, got {_show(name)}")
+
+    raw_devices = data.get("devices")
+    if raw_devices is None:
+        raise chk.fail("devices", "missing (a cluster needs at least one device, e.g. devices: [{name: pi0, gflops: 8}])")
+    if not isinstance(raw_devices, list):
+        raise chk.fail("devices", f"must be a list of devices like [{{name: pi0, gflops: 8}}], got {_show(raw_devices)}")
+    if not raw_devices:
+        raise chk.fail("devices", "empty (a cluster needs at least one device)")
+    devices = [_device(chk, d, i, base) for i, d in enumerate(raw_devices)]
+    names = [d.name for d in devices]
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):
+        if n in seen:
+            raise chk.fail("devices", f"device {n!r} is listed twice (devices[{seen[n]}] and devices[{i}]); "
+                                      f"rename or remove one")
+        seen[n] = i
+
+    default, overrides = _links(chk, data.get("links"), names)
+
+    def endpoint(field: str, fallback: str) -> str:
+        v = data.get(field)
+        if v is None:
+            return fallback
+        if not isinstance(v, str) or v not in names:
+            raise chk.fail(field, f"{v!r} is not a device (devices: {', '.join(names)})")
+        return v
+
+    source = endpoint("source", names[0])
+    sink = endpoint("sink", source)
+
+    medium = data.get("medium", "switched")
+    if medium is None:
+        medium = "switched"
+    if medium not in MEDIA:
+        raise chk.fail("medium", f"must be 'switched' (a link per pair) or 'shared' (one channel for all transfers), "
+                                 f"got {_show(medium)}")
+
+    trace = _trace(chk, data.get("bandwidth_trace"))
+
+    try:
+        return Cluster(name=name, devices=tuple(devices), default_link=default, overrides=overrides,
+                       source=source, sink=sink, medium=medium, bandwidth_trace=trace)
+    except ClusterError as e:  # model.py's own checks; prefix the file so the message stays locatable
+        raise ClusterError(_one_line(f"{where}: {e}")) from None
+
+
+# -------------------------------------------------------------------- bundled
+
+
+def builtin_clusters() -> dict[str, Path]:
+    """The bundled example clusters, name -> file path, sorted by name.
+
+    >>> sorted(builtin_clusters())
+    ['hetero3', 'iot-edge', 'local4', 'mec', 'pi4x4']
+    """
+    if not EXAMPLES_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(EXAMPLES_DIR.glob("*.yaml"))}
+
+
+def resolve_cluster(name_or_path: str | Path) -> Cluster:
+    """Load a cluster from a file path, or by the name of a bundled example.
+
+    An existing file wins over a bundled name, so a local ``pi4x4.yaml`` in the
+    working folder is used before the bundled one.
+
+    >>> resolve_cluster("iot-edge").link("pi3", "edge").bandwidth_mbps
+    10.0
+    """
+    p = Path(name_or_path)
+    if p.is_file():
+        return load_cluster(p)
+    bundled = builtin_clusters()
+    key = str(name_or_path)
+    stem = key[:-5] if key.endswith(".yaml") else key
+    if stem in bundled:
+        return load_cluster(bundled[stem])
+    listing = ", ".join(bundled) or "none found"
+    if p.suffix in (".yaml", ".yml") or "/" in key or "\\" in key or p.exists():
+        reason = "Is a directory" if p.is_dir() else "No such file or directory"
+        raise ClusterError(f"cannot read cluster file {key!r}: {reason} (bundled clusters: {listing})")
+    raise ClusterError(f"unknown cluster {key!r}: not a file and not a bundled cluster (bundled: {listing}); "
+                       f"give a path to a cluster YAML file or one of those names")
