@@ -13,24 +13,10 @@ import json
 import statistics
 import time
 
+from edgeslice.bench import grid_plan
 from edgeslice.graph.trace import trace_module
 from edgeslice.models import load_model
-from edgeslice.plan import ModelRef, Part, Plan, Segment
 from edgeslice.program import lower
-
-
-def grid_plan(graph, layers: int = 10, rows: int = 4, cols: int = 4, devices: int = 4) -> Plan:
-    """An R×C grid of equal tiles over the first ``layers`` layers, tiles round-robin, the rest whole on d0."""
-    names = [l.name for l in graph.layers]
-    _, h, w = graph.layers[layers - 1].out_shape
-    rb = [h * i // rows for i in range(rows + 1)]
-    cb = [w * j // cols for j in range(cols + 1)]
-    devs = tuple(f"d{i}" for i in range(devices))
-    parts = tuple(Part(devs[(i * cols + j) % devices], rows=(rb[i], rb[i + 1]), cols=(cb[j], cb[j + 1]))
-                  for i in range(rows) for j in range(cols))
-    ref = ModelRef(graph.spec, graph.input_shape, graph.batch, graph.fingerprint)
-    return Plan(ref, devs, "d0", "d0", (Segment(names[0], names[layers - 1], "spatial", parts),
-                                         Segment(names[layers], names[-1], "whole", (Part("d0"),))))
 
 
 def timed(fn, repeat):

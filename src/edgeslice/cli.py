@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from edgeslice.errors import EdgesliceError
 
@@ -74,35 +75,197 @@ def cmd_models(args) -> int:
 
 
 def cmd_planners(args) -> int:
-    from edgeslice.planners import PLANNERS
+    from edgeslice.planners import planners
 
-    for p in PLANNERS.values():
-        print(f"{p.name:14s} {p.summary}")
+    for p in planners().values():
+        print(f"{p.name:14s} {p.summary}" + ("  [exact]" if p.exact else ""))
     return 0
 
 
+def _planner_options(args) -> dict:
+    opts = {}
+    for key in ("seed", "n", "m", "layers", "objective"):
+        v = getattr(args, key, None)
+        if v is not None:
+            opts[key] = v
+    return opts
+
+
+def _cluster(args, devices: int | None = None):
+    from edgeslice.cluster.load import resolve_cluster
+    from edgeslice.cluster.model import Cluster
+
+    if getattr(args, "cluster", None):
+        return resolve_cluster(args.cluster)
+    return Cluster.uniform(devices or getattr(args, "devices", None) or 1)
+
+
+def _cluster_for_plan(plan, arg: str | None):
+    """The cluster a plan runs on: --cluster, else the one it names, else N identical devices."""
+    from edgeslice.cluster.load import resolve_cluster
+    from edgeslice.cluster.model import Cluster
+    from edgeslice.errors import ClusterError
+
+    if arg:
+        cluster = resolve_cluster(arg)
+    elif plan.cluster:
+        cluster = resolve_cluster(plan.cluster)
+    else:
+        cluster = Cluster.uniform(len(plan.devices))
+    missing = [d for d in plan.devices if d not in cluster.names]
+    if missing:
+        raise ClusterError(f"plan uses device {missing[0]!r}, which cluster {cluster.name!r} does not have "
+                           f"(its devices: {', '.join(cluster.names)}); re-plan with --cluster {cluster.name}")
+    return cluster
+
+
 def cmd_plan(args) -> int:
+    from edgeslice.cost import ClusterCost
     from edgeslice.graph.trace import trace
     from edgeslice.planners import make_plan
+    from edgeslice.planners.common import evaluate
 
-    t0 = time.perf_counter()
     graph, _ = trace(args.model, args.input, args.batch, args.weights)
-    opts = {"seed": args.seed} if args.planner == "random" else {}
-    plan = make_plan(args.planner, graph, devices=args.devices, **opts)
+    cluster = _cluster(args)
+    cost = ClusterCost(cluster)
+    opts = _planner_options(args)
+    if args.planner != "random":
+        opts.pop("seed", None)
+    t0 = time.perf_counter()
+    plan = make_plan(args.planner, graph, cluster, cost, **opts)
+    planning = time.perf_counter() - t0
     if args.weights:
         from dataclasses import replace
 
         plan = replace(plan, model=replace(plan.model, weights=args.weights))
-    planning = time.perf_counter() - t0
     plan.save(args.output)
+    latency = evaluate(plan, graph, cluster, cost)
     if args.json:
-        print(json.dumps({"planner": args.planner, "plan": args.output, "segments": len(plan.segments),
-                          "planning_time_s": planning}))
+        print(json.dumps({"planner": args.planner, "predicted_latency_s": latency, "planning_time_s": planning,
+                          "plan": args.output, "segments": len(plan.segments), "cluster": cluster.name}))
     else:
         cuts = ", ".join(f"{s.cut}×{len(s.parts)}" for s in plan.segments)
-        print(f"wrote {args.output}: {graph.spec} {'x'.join(map(str, graph.input_shape))} batch {graph.batch}, "
-              f"{len(plan.segments)} segments ({cuts}) over {len(plan.devices)} devices")
+        print(f"wrote {args.output}: {graph.spec} {'x'.join(map(str, graph.input_shape))} batch {graph.batch} on "
+              f"{cluster.name} ({len(cluster.devices)} devices), planner {args.planner}: {len(plan.segments)} segments "
+              f"({cuts}); predicted latency {latency * 1e3:.1f} ms, planned in {planning:.2f} s")
     return 0
+
+
+def cmd_simulate(args) -> int:
+    from edgeslice.cost import ClusterCost
+    from edgeslice.execute.check import load_for_plan
+    from edgeslice.plan.plan import Plan
+    from edgeslice.program.lower import lower
+    from edgeslice.sim import simulate
+
+    plan = Plan.load(args.plan)
+    graph, _ = load_for_plan(plan, args.model)
+    cluster = _cluster_for_plan(plan, args.cluster)
+    arrivals = tuple(i * args.interval for i in range(args.requests))
+    tl = simulate(lower(plan, graph), graph, cluster, ClusterCost(cluster), arrivals=arrivals)
+    summary = tl.summary()
+    if args.gantt:
+        from edgeslice.viz.gantt import draw
+
+        draw([(f"predicted ({plan.planner} on {cluster.name})", tl)], args.gantt)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        from rich.table import Table
+
+        con = _console()
+        con.print(f"{plan.model.spec} on {cluster.name}: predicted latency [bold]{summary['latency_s'] * 1e3:.2f} ms[/]"
+                  + (f" (median of {args.requests} requests, {summary['throughput_rps']:.2f} req/s)" if args.requests > 1 else "")
+                  + f", {summary['bytes_total'] / 1e6:.2f} MB moved")
+        table = Table(box=None)
+        for col in ("device", "busy ms", "idle ms", "utilisation"):
+            table.add_column(col, justify="left" if col == "device" else "right")
+        for name, v in summary["per_device"].items():
+            span = v["busy_s"] + v["idle_s"]
+            table.add_row(name, f"{v['busy_s'] * 1e3:.1f}", f"{v['idle_s'] * 1e3:.1f}", f"{100 * v['busy_s'] / span:.0f} %" if span else "-")
+        con.print(table)
+        if args.gantt:
+            con.print(f"timeline drawn to {args.gantt}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from edgeslice.cost import ClusterCost
+    from edgeslice.graph.trace import trace
+    from edgeslice.planners import make_plan, planners
+    from edgeslice.planners.common import evaluate
+    from edgeslice.program.lower import lower
+
+    graph, gm = trace(args.model, args.input, args.batch, args.weights)
+    cluster = _cluster(args)
+    cost = ClusterCost(cluster)
+    names = args.planners.split(",") if args.planners else [n for n in planners() if n not in ("bruteforce", "random")]
+    results = {}
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            plan = make_plan(name, graph, cluster, cost)
+        except EdgesliceError as exc:
+            results[name] = {"error": str(exc)}
+            continue
+        planning = time.perf_counter() - t0
+        results[name] = {"predicted_latency_s": evaluate(plan, graph, cluster, cost), "bytes_moved": lower(plan, graph).bytes_transferred,
+                         "planning_time_s": planning, "segments": len(plan.segments)}
+    base = results.get("local", {}).get("predicted_latency_s")
+    if base is None:
+        base = evaluate(make_plan("local", graph, cluster, cost), graph, cluster, cost)
+    for r in results.values():
+        if "predicted_latency_s" in r:
+            r["speedup_vs_local"] = base / r["predicted_latency_s"]
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"{graph.spec} {'x'.join(map(str, graph.input_shape))} on {cluster.name} ({len(cluster.devices)} devices)")
+    for col in ("planner", "predicted ms", "speedup vs local", "MB moved", "segments", "planning s"):
+        table.add_column(col, justify="left" if col == "planner" else "right")
+    best = min((r["predicted_latency_s"] for r in results.values() if "predicted_latency_s" in r), default=None)
+    for name, r in results.items():
+        if "error" in r:
+            table.add_row(name, "[red]cannot plan[/]", "", "", "", r["error"][:60])
+            continue
+        mark = "[bold green]" if r["predicted_latency_s"] == best else ""
+        table.add_row(name, f"{mark}{r['predicted_latency_s'] * 1e3:.1f}", f"{r['speedup_vs_local']:.2f}×",
+                      f"{r['bytes_moved'] / 1e6:.2f}", str(r["segments"]), f"{r['planning_time_s']:.2f}")
+    _console().print(table)
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from rich.progress import Progress
+
+    from edgeslice.cost.profiled import measure
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"profiling {args.model}", total=None)
+
+        def progress(done, total, name):
+            bar.update(task, total=total, completed=done, description=f"profiling {args.model}: {name}")
+
+        prof = measure(args.model, args.input, args.batch, repeat=args.repeat, threads=args.threads, progress=progress)
+    Path(args.output).write_text(json.dumps(prof, indent=1))
+    print(f"wrote {args.output}: {len(prof['layers'])} layers of {args.model}, whole model {prof['total_s'] * 1e3:.1f} ms "
+          f"on {args.threads} thread(s) ({prof['effective_gflops']:.1f} GFLOP/s effective)")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.what == "simulate":
+        from edgeslice.bench import bench_simulate
+
+        res = bench_simulate(seconds=args.seconds)
+        if args.json:
+            print(json.dumps(res))
+        else:
+            print(f"{res['plans_per_s']:.0f} plan evaluations per second (lower + simulate; {res['description']})")
+        return 0
+    raise EdgesliceError(f"unknown benchmark {args.what!r}")
 
 
 def cmd_show(args) -> int:
@@ -172,17 +335,56 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("planners", help="list the planners")
     p.set_defaults(fn=cmd_planners)
 
+    def model_args(p, required=True):
+        p.add_argument("--model", required=required, help="zoo name, path/to/file.py:factory or package.module:factory")
+        p.add_argument("--input", type=_shape, default=None, help="input shape CxHxW (default: the model's)")
+        p.add_argument("--batch", type=_positive, default=1)
+        p.add_argument("--weights", default=None, help="state_dict file to load (default: random weights)")
+
     p = sub.add_parser("plan", help="make a plan and write it to a JSON file")
-    p.add_argument("--model", required=True, help="zoo name, path/to/file.py:factory or package.module:factory")
-    p.add_argument("--input", type=_shape, default=None, help="input shape CxHxW (default: the model's)")
-    p.add_argument("--batch", type=_positive, default=1)
-    p.add_argument("--weights", default=None, help="state_dict file to load (default: random weights)")
-    p.add_argument("--planner", default="random")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--devices", type=_positive, default=4, help="N identical devices d0..dN-1")
+    model_args(p)
+    p.add_argument("--cluster", default=None, help="cluster YAML file or bundled name (pi4x4, iot-edge, hetero3, mec, local4)")
+    p.add_argument("--devices", type=_positive, default=4, help="without --cluster: N identical devices d0..dN-1")
+    p.add_argument("--planner", default="random", help="see `edgeslice planners`")
+    p.add_argument("--seed", type=int, default=None, help="random planner: seed (default 0)")
+    p.add_argument("--n", type=_positive, default=None, help="ftp: grid rows")
+    p.add_argument("--m", type=_positive, default=None, help="ftp: grid columns")
+    p.add_argument("--layers", type=_positive, default=None, help="ftp: number of fused layers")
+    p.add_argument("--objective", choices=("latency", "throughput"), default=None, help="layerwise: what to minimise")
     p.add_argument("-o", "--output", default="plan.json")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_plan)
+
+    p = sub.add_parser("simulate", help="predict a plan's timeline on a cluster")
+    p.add_argument("plan")
+    p.add_argument("--cluster", default=None, help="default: the plan's cluster, else identical devices")
+    p.add_argument("--model", default=None, help="use this model instead of the plan's (it must match)")
+    p.add_argument("--requests", type=_positive, default=1, help="number of requests")
+    p.add_argument("--interval", type=float, default=0.0, help="seconds between request arrivals")
+    p.add_argument("--gantt", default=None, help="draw the timeline to a .png or .html file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_simulate)
+
+    p = sub.add_parser("compare", help="every planner side by side on one model and cluster")
+    model_args(p)
+    p.add_argument("--cluster", default=None)
+    p.add_argument("--devices", type=_positive, default=4)
+    p.add_argument("--planners", default=None, help="comma-separated names (default: all but bruteforce and random)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser("profile", help="measure every layer on this machine at several tile sizes")
+    model_args(p)
+    p.add_argument("--repeat", type=_positive, default=3)
+    p.add_argument("--threads", type=_positive, default=1)
+    p.add_argument("-o", "--output", default="profile.json")
+    p.set_defaults(fn=cmd_profile)
+
+    p = sub.add_parser("bench", help="built-in benchmarks")
+    p.add_argument("what", choices=("simulate",))
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_bench)
 
     p = sub.add_parser("show", help="describe a plan: layers, regions, devices, FLOPs and bytes per part")
     p.add_argument("plan")
@@ -218,6 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgeslice: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader (e.g. `| head`) went away: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -27,24 +27,52 @@ class PlannerInfo:
     name: str
     fn: Callable[..., Plan]
     summary: str
+    exact: bool = False
 
 
-def _random(graph: LayerGraph, cluster: Cluster, *, seed: int = 0, **opts) -> Plan:
-    from edgeslice.planners.random import random_plan
-
-    return random_plan(graph, cluster.names, cluster.source, cluster.sink, seed=seed,
-                       cluster_name=None if cluster.name.startswith("uniform") else cluster.name, **opts)
+PLANNERS: dict[str, PlannerInfo] = {}
 
 
-PLANNERS: dict[str, PlannerInfo] = {
-    "random": PlannerInfo("random", _random, "random valid plan mixing spatial, channel and partial-sum cuts (a fuzzer)"),
-}
+def register(name: str, summary: str, exact: bool = False):
+    """Decorator: register ``fn(graph, cluster, cost, **options) -> Plan`` under ``name``."""
+
+    def deco(fn):
+        PLANNERS[name] = PlannerInfo(name, fn, summary, exact)
+        return fn
+
+    return deco
 
 
-def make_plan(name: str, graph: LayerGraph, cluster: Cluster | None = None, *, devices: int | None = None, **options) -> Plan:
-    """Run planner ``name`` on ``graph`` for ``cluster`` (or ``devices`` identical devices)."""
+def make_plan(name: str, graph: LayerGraph, cluster: Cluster | None = None, cost=None, *, devices: int | None = None,
+              **options) -> Plan:
+    """Run planner ``name`` on ``graph`` for ``cluster`` (or ``devices`` identical devices).
+
+    ``cost`` defaults to the cluster's cost model (:class:`edgeslice.cost.ClusterCost`).
+    """
+    _load_all()
     if name not in PLANNERS:
         raise EdgesliceError(f"unknown planner {name!r}; available: {', '.join(PLANNERS)}")
     if cluster is None:
         cluster = Cluster.uniform(devices or 1)
-    return PLANNERS[name].fn(graph, cluster, **options)
+    if cost is None:
+        from edgeslice.cost import ClusterCost
+
+        cost = ClusterCost(cluster)
+    return PLANNERS[name].fn(graph, cluster, cost, **options)
+
+
+def planners() -> dict[str, PlannerInfo]:
+    """Every registered planner, by name."""
+    _load_all()
+    return dict(PLANNERS)
+
+
+def _load_all() -> None:
+    import importlib
+
+    for mod in _MODULES:
+        importlib.import_module(f"edgeslice.planners.{mod}")
+
+
+# Modules that register planners when imported.
+_MODULES = ("random", "basic", "exact", "spatial")

@@ -96,3 +96,12 @@ def random_plan(graph: LayerGraph, devices: tuple[str, ...], source: str, sink: 
     model = ModelRef(graph.spec, graph.input_shape, graph.batch, graph.fingerprint)
     return Plan(model, tuple(devices), source, sink, tuple(segments), planner="random",
                 options=(("seed", seed),), cluster=cluster_name)
+
+
+from edgeslice.planners import register  # noqa: E402
+
+
+@register("random", "random valid plan mixing spatial, channel and partial-sum cuts (a fuzzer; --seed)")
+def plan_random(graph: LayerGraph, cluster, cost, *, seed: int = 0, **opts) -> Plan:
+    return random_plan(graph, cluster.names, cluster.source, cluster.sink, seed=seed,
+                       cluster_name=None if cluster.name.startswith("uniform") else cluster.name, **opts)

@@ -149,7 +149,11 @@ def _simulate_one(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
             start = free.get(t.device, arrival)
             for need in t.needs:
                 for p in need.pieces:
-                    r = ready[p.task]
+                    r = ready.get(p.task)
+                    if r is None:
+                        from edgeslice.errors import LoweringError
+
+                        raise LoweringError(f"task {t.id} reads from {p.task}, which does not come before it in the Program")
                     if r > start:
                         start = r
             end = start + cost.task_time(graph, t, dev)
