@@ -316,12 +316,11 @@ def test_bad_input_shape(cli, case, text):
     assert "3x224x224" in r.stderr  # shows the expected form
 
 
-@pytest.mark.xfail(strict=True, reason="trace.py trace_module: torch's ShapeProp/FakeTensor print a traceback on "
-                                       "stderr before edgeslice raises its TraceError, whose message quotes the "
-                                       "wrapper ('ShapeProp error for: node=...') instead of the cause")
 def test_input_too_small_for_the_model(cli):
     # AlexNet's third max-pool has nothing left to pool at 8x8: a user error, not a bug in the user's model.
-    assert_user_error(_result(cli, "input_too_small"), "3x8x8")
+    r = _result(cli, "input_too_small")
+    assert_user_error(r, "3x8x8")
+    assert "too small" in r.stderr and "--input" in r.stderr
 
 
 # ---- the happy path -----------------------------------------------------------------

@@ -74,6 +74,26 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_layers(args) -> int:
+    from rich.table import Table
+
+    from edgeslice.graph.trace import trace
+
+    graph, _ = trace(args.model, args.input, args.batch, args.weights)
+    if args.json:
+        print(json.dumps([{"name": l.name, "kind": l.kind, "target": l.target, "inputs": list(l.inputs),
+                           "out_shape": list(l.out_shape), "flops": l.flops, "param_bytes": l.param_bytes} for l in graph.layers]))
+        return 0
+    table = Table(title=f"{graph.spec} {'x'.join(map(str, graph.input_shape))} batch {graph.batch}: {len(graph.layers)} layers",
+                  box=None)
+    for col in ("#", "layer", "kind", "module/function", "output", "MFLOPs", "reads"):
+        table.add_column(col, justify="right" if col in ("#", "MFLOPs") else "left")
+    for i, l in enumerate(graph.layers):
+        table.add_row(str(i), l.name, l.kind, l.target, "x".join(map(str, l.out_shape)), f"{l.flops / 1e6:.1f}", ", ".join(l.inputs))
+    _console().print(table)
+    return 0
+
+
 def cmd_planners(args) -> int:
     from edgeslice.planners import planners
 
@@ -341,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch", type=_positive, default=1)
         p.add_argument("--weights", default=None, help="state_dict file to load (default: random weights)")
 
+    p = sub.add_parser("layers", help="list a model's layers (the names plans refer to)")
+    model_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_layers)
+
     p = sub.add_parser("plan", help="make a plan and write it to a JSON file")
     model_args(p)
     p.add_argument("--cluster", default=None, help="cluster YAML file or bundled name (pi4x4, iot-edge, hetero3, mec, local4)")
@@ -425,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a file we were asked to write or read: one line, not a traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"edgeslice: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -28,7 +28,11 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import operator
+import re
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +81,17 @@ def _fn_name(target) -> str:
         return target
     mod = getattr(target, "__module__", "") or ""
     return f"{mod}.{getattr(target, '__name__', repr(target))}".lstrip(".")
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    log = logging.getLogger(logger_name)
+    before = log.disabled
+    log.disabled = True
+    try:
+        yield
+    finally:
+        log.disabled = before
 
 
 class _FlopShapeProp(ShapeProp):
@@ -255,11 +270,19 @@ def trace_module(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1,
     fake = FakeTensorMode()
     x = fake.from_tensor(torch.empty((batch, *input_shape)))
     try:
-        with torch.no_grad():
+        # ShapeProp prints its own traceback and the fake-tensor logger logs one before
+        # re-raising; the user gets our one-line error instead
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()), _quiet("torch._subclasses.fake_tensor"):
             _FlopShapeProp(gm, fake_mode=fake).propagate(x)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TraceError(f"model {spec!r} fails on input {batch}x{'x'.join(map(str, input_shape))}: {first}") from exc
+        root = exc
+        while root.__cause__ is not None:
+            root = root.__cause__
+        node = re.search(r"node=%(\w+)", str(exc))
+        where = f" at layer {node.group(1)!r}" if node else ""
+        first = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+        raise TraceError(f"model {spec!r} fails on input {batch}x{'x'.join(map(str, input_shape))}{where}: {first}; "
+                         "check --input (C x H x W, large enough for every pooling layer)") from None
 
     names = {placeholders[0].name: INPUT}
     layers: list[Layer] = []

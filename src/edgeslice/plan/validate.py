@@ -29,8 +29,9 @@ def check_model(plan: Plan, graph: LayerGraph) -> None:
         raise PlanMismatchError(f"plan was made for batch {m.batch}, not {graph.batch}; re-plan with --batch {graph.batch}")
     if m.fingerprint != graph.fingerprint:
         raise PlanMismatchError(
-            f"plan fingerprint {m.fingerprint} does not match model {graph.spec!r} (fingerprint {graph.fingerprint}): "
-            "the model's code changed since the plan was made, or the plan was edited; re-run `edgeslice plan`")
+            f"plan fingerprint {m.fingerprint} does not match model {graph.spec!r} traced at input "
+            f"{'x'.join(map(str, graph.input_shape))} (fingerprint {graph.fingerprint}): the model's code or the plan's "
+            "'model' fields (input, spec) changed since the plan was made; re-run `edgeslice plan`")
 
 
 def segment_label(graph: LayerGraph, i: int, seg: Segment) -> str:
@@ -91,7 +92,8 @@ def validate(plan: Plan, graph: LayerGraph) -> tuple[tuple[int, int], ...]:
     check_model(plan, graph)
     devs = set(plan.devices)
     if len(devs) != len(plan.devices):
-        raise PlanError(f"plan lists a device twice: {', '.join(plan.devices)}")
+        dup = next(d for d in plan.devices if plan.devices.count(d) > 1)
+        raise PlanError(f"plan lists device {dup!r} twice in 'devices'; each device once")
     for what in ("source", "sink"):
         d = getattr(plan, what)
         if d not in devs:
@@ -103,7 +105,8 @@ def validate(plan: Plan, graph: LayerGraph) -> tuple[tuple[int, int], ...]:
         label = segment_label(graph, i, seg)
         for nm in (seg.first, seg.last):
             if not graph.has(nm):
-                raise PlanError(f"{label}: layer {nm!r} is not in model {graph.spec!r}; `edgeslice show` lists the layer names")
+                raise PlanError(f"{label}: layer {nm!r} is not in model {graph.spec!r}; "
+                                f"`edgeslice layers --model {graph.spec}` lists the layer names")
         a, b = graph.index(seg.first), graph.index(seg.last)
         if a != expect:
             want = graph.layers[expect].name if expect < n else "(none: the previous segment ends the model)"

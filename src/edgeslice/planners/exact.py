@@ -15,11 +15,13 @@ is optimal over its own space for its own objective:
     device forming one segment (one task overhead).  The latency objective is
     exactly what the simulator predicts for a *chain* model (every layer reads
     only the previous one) without a bandwidth trace (note *chain-latency*
-    below); on a DAG it charges every tensor crossing a
-    boundary at that boundary, an approximation.  ``objective="throughput"``
-    minimises the bottleneck stage of a pipeline instead (stages on distinct
-    devices; at most ``max_devices`` = 6 devices are considered, the fastest,
-    always including the source).
+    below); on a DAG it charges all the bytes crossing a boundary as one
+    transfer at that boundary, an approximation (a skip tensor really travels
+    once, straight to its reader).  ``objective="throughput"`` minimises the
+    bottleneck of a pipeline instead: the slowest stage (on distinct devices)
+    or link serialisation; at most ``max_devices`` = 6 devices are considered,
+    the fastest, always including the source.  On a ``shared`` medium the transfers of
+    different stages would add up; the DP still takes their maximum.
 ``dads`` (Hu et al., INFOCOM 2019)
     a minimum s-t cut (:func:`dads_cut`) between the source (local) and the
     fastest other device (edge): each layer local or edge, minimising the *sum*
