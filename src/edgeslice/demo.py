@@ -93,6 +93,23 @@ def main(out_dir: str = "out/demo") -> int:
         r = check_plan(p, graph=graph, gm=gm, seed=seed)
         cuts = ", ".join(f"{s.cut}×{len(s.parts)}" for s in p.segments)
         con.print(f"  seed {seed}: {cuts:48s} rel_err {r['rel_err']:.1e}  {'ok' if r['ok'] else 'MISMATCH'}")
+    con.print("\n[bold]which plan is fastest on four Raspberry-Pi-4-class boards sharing one 50 Mbit/s Wi-Fi?[/]")
+    cli(["compare", "--model", "vgg16", "--cluster", "pi4x4"])
+    from edgeslice.cluster.load import resolve_cluster
+    from edgeslice.cost import ClusterCost
+    from edgeslice.planners import make_plan as mk
+    from edgeslice.sim import simulate
+    from edgeslice.viz.gantt import draw
+
+    cluster = resolve_cluster("pi4x4")
+    cost = ClusterCost(cluster)
+    best = mk("aofl", graph, cluster, cost)
+    best.save(out / "vgg16-pi4x4-aofl.json")
+    tl = simulate(lower(best, graph), graph, cluster, cost)
+    draw([("predicted: aofl on pi4x4", tl)], out / "vgg16-pi4x4-aofl.png")
+    res = check_plan(best, graph=graph, gm=gm)
+    con.print(f"aofl's plan: predicted {tl.latency_s * 1e3:.0f} ms, timeline in {out / 'vgg16-pi4x4-aofl.png'}; "
+              f"check: rel_err {res['rel_err']:.1e} ({'ok' if res['ok'] else 'MISMATCH'})")
     con.print(f"\ndone in {time.perf_counter() - t0:.0f} s. Next: `.venv/bin/edgeslice plan --model resnet50 --devices 3 -o p.json`, "
               "then `edgeslice show p.json` and `edgeslice check p.json`.")
     return 0 if res["ok"] else 1
