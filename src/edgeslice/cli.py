@@ -275,6 +275,40 @@ def cmd_profile(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from edgeslice.runtime.launch import collect, launch
+
+    outdir = launch(args.plan, cluster=args.cluster, requests=args.requests, inflight=args.inflight, timeout=args.timeout,
+                    seed=args.seed, out=args.out, port=args.port, threads=args.threads)
+    res = collect(args.plan, outdir, cluster=args.cluster, requests=args.requests, seed=args.seed)
+    measured, predicted = res.pop("_timelines")
+    if args.gantt:
+        from edgeslice.viz.gantt import draw
+
+        draw([("measured", measured), ("predicted", predicted)], args.gantt)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        con = _console()
+        verdict = "[green]same output as the whole model[/]" if res["ok"] else "[red]OUTPUT MISMATCH[/]"
+        con.print(f"{res['model']} on {len(res['devices'])} worker processes, {args.requests} request(s), {args.inflight} in flight: "
+                  f"{verdict} (rel_err {res['rel_err']:.1e})")
+        con.print(f"latency: measured {res['latency_s'] * 1e3:.1f} ms (median) vs predicted {res['predicted_latency_s'] * 1e3:.1f} ms; "
+                  f"throughput {res['throughput_rps']:.2f} requests/s")
+        for d in res["devices"]:
+            con.print(f"  {d}: sent {res['bytes_sent'][d] / 1e6:.2f} MB, received {res['bytes_received'][d] / 1e6:.2f} MB, "
+                      f"weights {res['weights_mb'][d]:.1f} MB, peak memory {res['peak_mem_mb'][d]:.0f} MB")
+        if args.gantt:
+            con.print(f"timelines (measured above predicted) drawn to {args.gantt}")
+    return 0 if res["ok"] else 1
+
+
+def cmd_worker(args) -> int:
+    from edgeslice.runtime.worker import main as worker_main
+
+    return worker_main(args.worker_args)
+
+
 def cmd_bench(args) -> int:
     if args.what == "simulate":
         from edgeslice.bench import bench_simulate
@@ -404,6 +438,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive, default=1)
     p.add_argument("-o", "--output", default="profile.json")
     p.set_defaults(fn=cmd_profile)
+
+    p = sub.add_parser("run", help="run a plan for real: one process per device, tensors over torch.distributed (gloo)")
+    p.add_argument("plan")
+    p.add_argument("--cluster", default=None, help="default: the plan's cluster, else identical devices")
+    p.add_argument("--requests", type=_positive, default=1, help="number of inputs to run")
+    p.add_argument("--inflight", type=_positive, default=1, help="requests in flight at once (pipelining)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds a worker waits for data before giving up")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--port", type=int, default=None, help="rendezvous port (default: a free one)")
+    p.add_argument("--threads", type=_positive, default=None, help="torch threads per worker (default: the device's cpus, else 1)")
+    p.add_argument("--out", default=None, help="folder for worker logs, reports and outputs (default: a temporary one)")
+    p.add_argument("--gantt", default=None, help="draw measured and predicted timelines to .png or .html")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("worker", help="one device's worker (what torchrun starts); see `python -m edgeslice.runtime.worker -h`",
+                       add_help=False)
+    p.add_argument("worker_args", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_worker)
 
     p = sub.add_parser("bench", help="built-in benchmarks")
     p.add_argument("what", choices=("simulate",))

@@ -198,8 +198,15 @@ def test_dads_cut_equals_brute_force():
 # ---------------------------------------------------------------------------
 
 
+_CLUSTERS = itertools.count()
+
+
 def _random_cluster(rng: random.Random, n: int) -> Cluster:
-    devs = tuple(Device(f"d{i}", gflops=rng.uniform(1, 80), cpu_load=rng.choice([0.0, 0.0, 0.4])) for i in range(n))
+    # Device names are unique per cluster: the cost memo on a (session-cached) graph is keyed by the cost
+    # object's id() and the device *name*, so a fresh cost model that reuses a dead one's id would read
+    # its stale times if names repeated with different speeds.
+    k = next(_CLUSTERS)
+    devs = tuple(Device(f"c{k}d{i}", gflops=rng.uniform(1, 80), cpu_load=rng.choice([0.0, 0.0, 0.4])) for i in range(n))
     names = [d.name for d in devs]
     overrides = tuple((frozenset(p), Link(rng.uniform(2, 400), rng.uniform(0, 5)))
                       for p in itertools.combinations(names, 2) if rng.random() < 0.5)

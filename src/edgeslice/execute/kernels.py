@@ -37,11 +37,14 @@ def _pads(layer: Layer, region) -> tuple[int, int, int, int]:
 class Kernels:
     """Executable kernels for every layer of ``graph``, backed by the traced GraphModule ``gm``."""
 
-    def __init__(self, graph: LayerGraph, gm: fx.GraphModule):
+    def __init__(self, graph: LayerGraph, gm: fx.GraphModule, offsets: dict[str, tuple[int, int]] | None = None):
         self.graph = graph
         self.gm = gm
         self.nodes = {n.name: n for n in gm.graph.nodes}
         self._divisors: dict[str, torch.Tensor] = {}
+        # module target -> (first output channel, first input feature) its parameters start at,
+        # when a device keeps only a slice of them (see edgeslice.runtime.pieces)
+        self.offsets = offsets or {}
 
     def _module(self, layer: Layer):
         return self.gm.get_submodule(layer.target)
@@ -82,8 +85,9 @@ class Kernels:
             if g.groups > 1:
                 opg = layer.out_shape[0] // g.groups
                 groups = (c1 - c0) // opg
-            w = m.weight[c0:c1]
-            b = None if m.bias is None else m.bias[c0:c1]
+            o = self.offsets.get(layer.target, (0, 0))[0]
+            w = m.weight[c0 - o : c1 - o]
+            b = None if m.bias is None else m.bias[c0 - o : c1 - o]
             return F.conv2d(x, w, b, g.stride, 0, g.dilation, groups)
         if k == "maxpool":
             g = layer.geometry
@@ -99,17 +103,19 @@ class Kernels:
             return self._adaptive(layer, region, x)
         if k == "batchnorm":
             m = self._module(layer)
-            c0, c1 = region[0]
+            o = self.offsets.get(layer.target, (0, 0))[0]
+            c0, c1 = region[0][0] - o, region[0][1] - o
             return F.batch_norm(x, m.running_mean[c0:c1], m.running_var[c0:c1],
                                 None if m.weight is None else m.weight[c0:c1],
                                 None if m.bias is None else m.bias[c0:c1], False, 0.0, m.eps)
         if k == "linear":
             m = self._module(layer)
+            o, i = self.offsets.get(layer.target, (0, 0))
             if step.inputs is not None:
                 a, b = step.inputs
-                return F.linear(x, m.weight[:, a:b], m.bias if (a == 0 and m.bias is not None) else None)
+                return F.linear(x, m.weight[:, a - i : b - i], m.bias if (a == 0 and m.bias is not None) else None)
             f0, f1 = region[0]
-            return F.linear(x, m.weight[f0:f1], None if m.bias is None else m.bias[f0:f1])
+            return F.linear(x, m.weight[f0 - o : f1 - o], None if m.bias is None else m.bias[f0 - o : f1 - o])
         if k == "identity":
             return x
         if k in ("act", "binary"):

@@ -7,9 +7,13 @@ channel (``"medium"``), as in a Wi-Fi cell.  A transfer holds its link for its
 serialisation time (bytes ÷ bandwidth, following the bandwidth trace) and
 arrives one link latency later.  Input and output tasks take no resource.
 
-Policy (the runtime follows the same): on each resource, a request's tasks
-run in Program order; across requests, a free resource starts the ready task
-of the earliest request.  Events are ordered by (time, priority, sequence) and
+Policy (the runtime follows the same): a device runs its compute tasks in
+(request, Program order) — all of request r's before any of request r+1's,
+waiting rather than skipping ahead when the next one is not ready.  A
+transfer is sent as soon as its data exists; a link carries one at a time, the
+earliest request's first (in Program order within a request).  Different
+devices work on different requests at once: that is pipelining across
+requests.  Events are ordered by (time, priority, sequence) and
 resources are dispatched only after every event of an instant is processed,
 so the timeline is a function of its inputs — tests assert it exactly.
 
@@ -260,7 +264,11 @@ def _simulate_des(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
         q = queue[res]
         for req in range(nreq):
             c = cursor[res][req]
-            if c < len(q) and remaining[req][q[c]] == 0 and done[req][q[c]] is None:
+            if c >= len(q):
+                continue  # this request is through this resource: the next request may go
+            if now < arrivals[req]:
+                return  # the next request has not arrived yet
+            if remaining[req][q[c]] == 0 and done[req][q[c]] is None:
                 i = q[c]
                 cursor[res][req] = c + 1
                 busy[res] = True
@@ -276,6 +284,8 @@ def _simulate_des(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
                     push(now + ser, _FREE, "free", req, i)
                     push(now + ser + lat, _DONE, "done", req, i)
                 return
+            if res in devices:
+                return  # devices are strict FIFO: wait for this request's next compute
 
     while heap:
         now = heap[0][0]

@@ -1,0 +1,258 @@
+"""``edgeslice run``: start one worker per device on this machine, watch them, gather the results.
+
+The launcher is a thin shell around the worker entry point (the same one
+``torchrun`` starts): it picks a free port, spawns the workers, and watches
+them.  If one dies, the run ends within ``--timeout`` with one message naming
+the device and the task it was on, and every worker is killed — none is left
+behind.  On success it reads the workers' reports and the sink's outputs,
+recomputes each request's output with the whole model in this process, and
+returns latency, throughput, errors, memory, bytes, and the measured timeline
+next to the simulator's prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgeslice.errors import EdgesliceError
+from edgeslice.sim.simulate import Event, Timeline
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _last_error_line(path: Path) -> str:
+    try:
+        lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    for l in reversed(lines):
+        if "edgeslice worker: error:" in l:
+            return l.split("edgeslice worker: error:", 1)[1].strip()
+    return lines[-1].strip() if lines else ""
+
+
+def _status(out: Path, rank: int) -> str:
+    try:
+        return (out / f"status-{rank}").read_text().strip()
+    except OSError:
+        return "starting"
+
+
+def _kill_all(procs) -> None:
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                p.kill()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inflight: int = 1, timeout: float = 30.0,
+           seed: int = 0, out: str | None = None, port: int | None = None, threads: int | None = None,
+           startup_s: float = 120.0) -> Path:
+    """Run the workers to completion; return the output folder. Raises EdgesliceError on any failure."""
+    from edgeslice.plan.plan import Plan
+
+    plan = Plan.load(plan_path)
+    outdir = Path(out or tempfile.mkdtemp(prefix="edgeslice-run-"))
+    outdir.mkdir(parents=True, exist_ok=True)
+    for f in outdir.glob("*"):
+        if f.name.startswith(("status-", "report-", "output-", "worker-")):
+            f.unlink()
+    port = port or free_port()
+    world = len(plan.devices)
+    base = [sys.executable, "-m", "edgeslice.runtime.worker", "--plan", str(Path(plan_path).resolve()), "--out", str(outdir),
+            "--world", str(world), "--master-addr", "127.0.0.1", "--master-port", str(port), "--requests", str(requests),
+            "--inflight", str(inflight), "--timeout", str(timeout), "--seed", str(seed)]
+    if cluster:
+        base += ["--cluster", cluster]
+    if threads:
+        base += ["--threads", str(threads)]
+    procs, logs = [], []
+    try:
+        for r in range(world):
+            log = open(outdir / f"worker-{r}.log", "w")
+            logs.append(log)
+            procs.append(subprocess.Popen(base + ["--rank", str(r)], stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+        (outdir / "pids.json").write_text(json.dumps({plan.devices[r]: p.pid for r, p in enumerate(procs)}))
+        _watch(procs, plan.devices, outdir, timeout, startup_s + timeout * (requests + 1))
+    finally:
+        _kill_all(procs)
+        for log in logs:
+            log.close()
+    return outdir
+
+
+def _watch(procs, devices, outdir: Path, timeout: float, deadline_s: float) -> None:
+    start = time.monotonic()
+    progress = {}  # rank -> (status text, when it last changed)
+    while True:
+        codes = [p.poll() for p in procs]
+        if all(c == 0 for c in codes):
+            return
+        failed = [r for r, c in enumerate(codes) if c not in (None, 0)]
+        if failed:
+            # the first to fail is the cause; give the others a moment to report their side
+            first = min(failed, key=lambda r: (procs[r].returncode >= 0, r))
+            code = procs[first].returncode
+            what = _status(outdir, first)
+            if code < 0:
+                sig = signal.Signals(-code).name
+                raise EdgesliceError(f"device {devices[first]!r} (rank {first}) died ({sig}) while {_describe(what)}; "
+                                     "the run was stopped and every worker ended")
+            msg = _last_error_line(outdir / f"worker-{first}.log")
+            culprit = _end_of_wait_chain(first, devices, outdir, procs)
+            if culprit is not None and culprit != first:
+                state = " (its process is stopped)" if _proc_state(procs[culprit].pid) == "T" else ""
+                raise EdgesliceError(
+                    f"device {devices[culprit]!r} (rank {culprit}) stopped answering{state} while "
+                    f"{_describe(_status(outdir, culprit))}; {devices[first]!r} gave up waiting after {timeout:g} s "
+                    f"({_describe(what)})")
+            raise EdgesliceError(f"device {devices[first]!r} (rank {first}) failed while {_describe(what)}: {msg}")
+        now = time.monotonic()
+        for r in range(len(procs)):
+            s = _status(outdir, r)
+            if progress.get(r, (None,))[0] != s:
+                progress[r] = (s, now)
+        if now - start > deadline_s:
+            stale = max(range(len(procs)), key=lambda r: now - progress[r][1])
+            raise EdgesliceError(f"the run did not finish in {deadline_s:.0f} s; device {devices[stale]!r} has been "
+                                 f"{_describe(progress[stale][0])} for {now - progress[stale][1]:.0f} s")
+        time.sleep(0.05)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def _end_of_wait_chain(rank: int, devices, outdir: Path, procs) -> int | None:
+    """Follow 'waits for transfer .. from DEV' statuses from ``rank`` to the device nobody waits behind."""
+    index = {d: i for i, d in enumerate(devices)}
+    seen = {rank}
+    cur = rank
+    while True:
+        m = re.search(r"waits for transfer \S+ from (\S+)", _status(outdir, cur))
+        if not m or m.group(1) not in index:
+            break
+        nxt = index[m.group(1)]
+        if nxt in seen:
+            break
+        seen.add(nxt)
+        cur = nxt
+    stopped = [r for r, p in enumerate(procs) if p.poll() is None and _proc_state(p.pid) == "T"]
+    if stopped and cur not in stopped:
+        return stopped[0]
+    return cur
+
+
+def _describe(status: str) -> str:
+    return {"loading": "loading the model", "connecting": "connecting to the other workers", "starting": "starting",
+            "finishing": "finishing", "done": "done"}.get(status, status.replace("request", "on request", 1) if status.startswith("request") else status)
+
+
+def collect(plan_path: str, outdir: Path, *, cluster: str | None = None, requests: int = 1, seed: int = 0) -> dict:
+    """Read the workers' reports and outputs; compare with the whole model; build both timelines."""
+    from edgeslice.cluster.load import resolve_cluster
+    from edgeslice.cluster.model import Cluster
+    from edgeslice.cost import ClusterCost
+    from edgeslice.execute.check import load_for_plan
+    from edgeslice.plan.plan import Plan
+    from edgeslice.program.lower import lower
+    from edgeslice.runtime.worker import request_input
+    from edgeslice.sim.simulate import simulate
+
+    plan = Plan.load(plan_path)
+    graph, gm = load_for_plan(plan)
+    program = lower(plan, graph)
+    cl = resolve_cluster(cluster or plan.cluster) if (cluster or plan.cluster) else Cluster.uniform(len(plan.devices))
+    reports = [json.loads((outdir / f"report-{r}.json").read_text()) for r in range(len(plan.devices))]
+    max_abs, rel = 0.0, 0.0
+    with torch.no_grad():
+        for req in range(requests):
+            x = request_input(seed, req, (graph.batch, *graph.input_shape))
+            ref = gm(x)
+            y = torch.from_numpy(np.load(outdir / f"output-{req}.npy", allow_pickle=False))
+            err = float((y - ref).abs().max())
+            max_abs = max(max_abs, err)
+            rel = max(rel, err / max(float(ref.abs().max()), 1e-30))
+    measured = measured_timeline(program, plan, reports, requests)
+    arrivals = measured.arrivals
+    predicted = simulate(program, graph, cl, ClusterCost(cl), arrivals=tuple(a - arrivals[0] for a in arrivals))
+    predicted_one = simulate(program, graph, cl, ClusterCost(cl)).latency_s
+    span = max(measured.finishes) - min(measured.arrivals)
+    return {
+        "model": graph.spec, "devices": list(plan.devices), "requests": requests,
+        "latency_s": statistics.median(measured.latencies), "latencies_s": list(measured.latencies),
+        "predicted_latency_s": predicted_one, "predicted_latencies_s": list(predicted.latencies),
+        "throughput_rps": requests / span if span > 0 else float("inf"),
+        "max_abs_err": max_abs, "rel_err": rel, "ok": rel <= 1e-5,
+        "peak_mem_mb": {r["device"]: r["peak_mem_mb"] for r in reports},
+        "resident_mem_mb": {r["device"]: r["resident_mem_mb"] for r in reports},
+        "weights_mb": {r["device"]: r["weights_mb"] for r in reports},
+        "bytes_sent": {r["device"]: r["bytes_sent"] for r in reports},
+        "bytes_received": {r["device"]: r["bytes_received"] for r in reports},
+        "_timelines": (measured, predicted),
+    }
+
+
+def measured_timeline(program, plan, reports, requests: int) -> Timeline:
+    """Workers' events as a Timeline: computes as they ran; a transfer from its send to its receipt."""
+    seg = {t.id: t.segment for t in program.computes}
+    tasks = program.task_by_id
+    sends, recvs, events = {}, {}, []
+    arrivals, finishes = [0.0] * requests, [0.0] * requests
+    for r in reports:
+        for e in r["events"]:
+            k = e["kind"]
+            if k == "compute":
+                events.append(Event(e["req"], e["task"], "compute", r["device"], e["start"], e["end"], e["end"], e["segment"], 0,
+                                    tasks[e["task"]].flops))
+            elif k == "send":
+                sends[(e["req"], e["task"])] = e["start"]
+            elif k == "recv":
+                recvs[(e["req"], e["task"])] = e["end"]
+            elif k == "input":
+                arrivals[e["req"]] = e["start"]
+            elif k == "output":
+                finishes[e["req"]] = e["end"]
+    for key, start in sends.items():
+        t = tasks[key[1]]
+        end = recvs.get(key, start)
+        src = tasks[t.source]
+        events.append(Event(key[0], t.id, "transfer", f"{t.src}->{t.dst}", start, end, end,
+                            seg.get(src.id, -1), t.nbytes, 0))
+    events.sort(key=lambda e: (e.start, e.resource, e.request, e.task))
+    links = tuple(sorted({e.resource for e in events if e.kind == "transfer"}))
+    return Timeline(tuple(plan.devices), tuple(arrivals), tuple(finishes), tuple(events), links)
+
+
+def run_plan(plan_path: str, **kw) -> dict:
+    """launch + collect (see both)."""
+    outdir = launch(plan_path, **kw)
+    return collect(plan_path, outdir, cluster=kw.get("cluster"), requests=kw.get("requests", 1), seed=kw.get("seed", 0))

@@ -1,0 +1,287 @@
+"""The worker: one process per device, running its part of a Program over torch.distributed.
+
+Started by ``edgeslice run`` (which spawns one per device on this machine) or
+directly under ``torchrun``, on one machine or several::
+
+    torchrun --nproc-per-node 4 -m edgeslice.runtime.worker --plan plan.json --cluster local4 --out run/
+    torchrun --nnodes 2 --node-rank R --nproc-per-node 2 --rdzv-endpoint HOST:PORT \\
+             -m edgeslice.runtime.worker --plan plan.json --out run/
+
+Rank ``i`` is the plan's ``devices[i]``.  Rank, world size and the rendezvous
+address come from the command line or torchrun's environment — never from
+code.  Transport: point-to-point ``isend``/``irecv`` with the gloo backend.
+
+What a worker does, for each request in turn:
+
+1. post a receive for every region it will be sent (buffers shaped from the
+   Program: tensors travel as bare tensors, nothing is unpickled);
+2. on the source device, draw the request's input (seeded, so the launcher can
+   recompute it) and send the regions others need;
+3. run its compute tasks in Program order — assemble each task's inputs from
+   local pieces and arrived regions, compute, and send each region as soon as
+   it exists;
+4. on the sink, assemble the output and save it (``.npy``).
+
+Receives wait at most ``--timeout`` seconds; a worker that cannot get its data
+names the transfer, the device it waited for and the task it was on, and
+exits non-zero.  Each worker writes the task it is on to ``status-<rank>``
+(so the launcher can say what a dead worker was doing) and, at the end, a
+JSON report: per-task start/end times on a clock shared by all ranks, bytes
+sent and received, and memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from edgeslice.errors import EdgesliceError
+from edgeslice.program.program import ComputeTask, InputTask, OutputTask, TransferTask
+from edgeslice.program.regions import slices
+
+DONE_TAG = 1 << 30  # tags at and above this carry "request finished" tokens (sink → source)
+EXIT_REFUSED = 3
+EXIT_FAILED = 4
+
+
+def request_input(seed: int, req: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """The input of request ``req``: the launcher draws the same to compute the reference."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + req))
+
+
+def _rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+class _Status:
+    """The task this worker is on, in a small file the launcher reads if the worker dies."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def set(self, text: str) -> None:
+        if self.path is not None:
+            self.path.write_text(text)
+
+
+def _env_int(name: str, given):
+    if given is not None:
+        return given
+    v = os.environ.get(name)
+    if v is None:
+        raise EdgesliceError(f"--{name.lower().replace('_', '-')} is not given and ${name} is not set (run under torchrun or edgeslice run)")
+    return int(v)
+
+
+def run_worker(args) -> dict:
+    from edgeslice.cluster.load import resolve_cluster
+    from edgeslice.execute.check import load_for_plan
+    from edgeslice.plan.plan import Plan
+    from edgeslice.program.lower import lower
+    from edgeslice.runtime.pieces import param_bytes, prune
+
+    rank = _env_int("RANK", args.rank)
+    world = _env_int("WORLD_SIZE", args.world)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    status = _Status(out / f"status-{rank}")
+    status.set("loading")
+    plan = Plan.load(args.plan)
+    if world != len(plan.devices):
+        raise EdgesliceError(f"the plan has {len(plan.devices)} devices ({', '.join(plan.devices)}) but {world} workers were started; "
+                             f"start one per device")
+    device = plan.devices[rank]
+    if args.cluster or plan.cluster:
+        cluster = resolve_cluster(args.cluster or plan.cluster)
+        if device not in cluster.names:
+            raise EdgesliceError(f"device {device!r} (rank {rank}) of the plan is not in cluster {cluster.name!r} "
+                                 f"({', '.join(cluster.names)}); the plan was made for another cluster")
+        dev = cluster.device(device)
+        threads = args.threads or max(1, round(dev.cpus)) if dev.cpus else (args.threads or 1)
+    else:
+        threads = args.threads or 1
+    torch.set_num_threads(threads)
+    graph, gm = load_for_plan(plan, args.model)  # refuses a plan made for another model
+    program = lower(plan, graph)
+    kernels = prune(graph, gm, program, device)
+    weights_mb = param_bytes(kernels.gm) / 1e6
+
+    addr = args.master_addr or os.environ.get("MASTER_ADDR", "127.0.0.1")
+    port = args.master_port or int(os.environ.get("MASTER_PORT", "29500"))
+    status.set("connecting")
+    dist.init_process_group("gloo", init_method=f"tcp://{addr}:{port}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=args.timeout))
+    # every worker must run the same plan: compare a digest of it across ranks
+    text_hash = int(hashlib.sha256(program.to_text().encode()).hexdigest()[:15], 16)
+    digest = torch.tensor([int(program.fingerprint, 16) & ((1 << 62) - 1), text_hash], dtype=torch.int64)
+    everyone = [torch.zeros(2, dtype=torch.int64) for _ in range(world)]
+    dist.all_gather(everyone, digest)
+    for r, d in enumerate(everyone):
+        if not torch.equal(d, digest):
+            raise EdgesliceError(f"device {plan.devices[r]!r} (rank {r}) runs a different plan or model than {device!r}; "
+                                 "give every worker the same plan file")
+    epoch = torch.tensor([time.time()], dtype=torch.float64)
+    dist.broadcast(epoch, 0)  # one clock for every rank's timestamps
+    t0 = float(epoch[0])
+    rank_of = {d: i for i, d in enumerate(plan.devices)}
+
+    transfers = program.transfers
+    tag_of = {t.id: j for j, t in enumerate(transfers)}
+    ntr = max(1, len(transfers))
+    incoming = [t for t in transfers if t.dst == device]
+    sends_after: dict[str, list[TransferTask]] = {}
+    for t in transfers:
+        if t.src == device:
+            sends_after.setdefault(t.source, []).append(t)
+    mine = [t for t in program.tasks if isinstance(t, ComputeTask) and t.device == device]
+    inp = next(t for t in program.tasks if isinstance(t, InputTask))
+    outp = next(t for t in program.tasks if isinstance(t, OutputTask))
+    batch = program.batch
+    events: list[dict] = []
+    pending_sends: list = []
+    bytes_sent = bytes_recv = 0
+    done_reqs = 0  # at the source: requests the sink reported finished
+
+    def now() -> float:
+        return time.time() - t0
+
+    def send_from(req: int, store: dict, task_id: str):
+        nonlocal bytes_sent
+        for x in sends_after.get(task_id, ()):
+            tile, reg = store[task_id][x.tensor]
+            buf = tile[slices(reg, x.region)].contiguous()
+            pending_sends.append((dist.isend(buf, rank_of[x.dst], tag=req * ntr + tag_of[x.id]), buf))
+            events.append({"req": req, "task": x.id, "kind": "send", "start": now(), "nbytes": x.nbytes})
+            bytes_sent += x.nbytes
+
+    for req in range(args.requests):
+        if device == plan.source and req >= args.inflight:  # at most `inflight` requests in the system
+            while done_reqs <= req - args.inflight:
+                tok = torch.zeros(1, dtype=torch.int64)
+                if plan.sink == plan.source:
+                    break
+                status.set(f"waiting for the sink to finish request {done_reqs}")
+                dist.recv(tok, rank_of[plan.sink], tag=DONE_TAG + done_reqs)
+                done_reqs += 1
+        store: dict[str, dict] = {}
+        recvs = {}
+        for x in incoming:
+            buf = torch.empty((batch, *[hi - lo for lo, hi in x.region]))
+            recvs[x.id] = (dist.irecv(buf, rank_of[x.src], tag=req * ntr + tag_of[x.id]), buf, x)
+        req_start = now()
+        if device == plan.source:
+            x_in = request_input(args.seed, req, (batch, *graph.input_shape))
+            store[inp.id] = {inp.tensor: (x_in, inp.region)}
+            events.append({"req": req, "task": inp.id, "kind": "input", "start": req_start, "end": now()})
+            send_from(req, store, inp.id)
+
+        def arrived(task_id: str, who: str):
+            nonlocal bytes_recv
+            if task_id in store:
+                return
+            work, buf, x = recvs[task_id]
+            status.set(f"request {req}: task {who} waits for transfer {x.id} from {x.src}")
+            try:
+                work.wait()
+            except RuntimeError as exc:
+                why = "timed out" if "Timed out" in str(exc) else str(exc).splitlines()[0].split("] ")[-1][:120]
+                raise EdgesliceError(f"device {device!r}: task {who} of request {req} got no data from {x.src!r} "
+                                     f"(transfer {x.id}) within {args.timeout:g} s: {why}") from None
+            store[task_id] = {x.tensor: (buf, x.region)}
+            bytes_recv += x.nbytes
+            events.append({"req": req, "task": x.id, "kind": "recv", "end": now(), "nbytes": x.nbytes, "src": x.src})
+
+        def gather(need, who):
+            for p in need.pieces:
+                if p.task in recvs:
+                    arrived(p.task, who)
+            from edgeslice.execute.inprocess import assemble
+
+            return assemble(need, {device: store}, device, batch, who)
+
+        from edgeslice.execute.inprocess import run_compute
+
+        for t in mine:
+            inputs = {n.tensor: (gather(n, t.id), n.region) for n in t.needs}
+            status.set(f"request {req}: computing task {t.id}")
+            s = now()
+            with torch.no_grad():
+                store[t.id] = run_compute(t, graph, kernels, inputs)
+            events.append({"req": req, "task": t.id, "kind": "compute", "start": s, "end": now(), "segment": t.segment})
+            send_from(req, store, t.id)
+        if device == plan.sink:
+            y = gather(outp.need, "output")
+            events.append({"req": req, "task": outp.id, "kind": "output", "start": now(), "end": now()})
+            np.save(out / f"output-{req}.npy", y.numpy(), allow_pickle=False)
+            if plan.sink != plan.source and req + args.inflight < args.requests:
+                pending_sends.append((dist.isend(torch.tensor([req], dtype=torch.int64), rank_of[plan.source],
+                                                 tag=DONE_TAG + req), None))
+        # receives this device posted but never needed cannot exist (the Program only sends what is read)
+        pending_sends = [(w, b) for w, b in pending_sends if not w.is_completed()]
+    status.set("finishing")
+    for w, _ in pending_sends:
+        w.wait()
+    dist.barrier()
+    dist.destroy_process_group()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    report = {
+        "device": device, "rank": rank, "threads": threads, "events": events,
+        "bytes_sent": bytes_sent, "bytes_received": bytes_recv,
+        "peak_mem_mb": usage.ru_maxrss / 1024, "resident_mem_mb": _rss_mb(), "weights_mb": weights_mb,
+    }
+    (out / f"report-{rank}.json").write_text(json.dumps(report))
+    status.set("done")
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="edgeslice-worker", description="Run one device's part of a plan (see module docstring).")
+    ap.add_argument("--plan", required=True)
+    ap.add_argument("--cluster", default=None)
+    ap.add_argument("--model", default=None, help="must match the plan's model (checked)")
+    ap.add_argument("--rank", type=int, default=None, help="default: $RANK (torchrun)")
+    ap.add_argument("--world", type=int, default=None, help="default: $WORLD_SIZE (torchrun)")
+    ap.add_argument("--master-addr", default=None, help="default: $MASTER_ADDR or 127.0.0.1")
+    ap.add_argument("--master-port", type=int, default=None, help="default: $MASTER_PORT or 29500")
+    ap.add_argument("--requests", type=int, default=1)
+    ap.add_argument("--inflight", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default="edgeslice-run")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run_worker(args)
+    except EdgesliceError as exc:
+        print(f"edgeslice worker: error: {exc}", file=sys.stderr, flush=True)
+        code = EXIT_REFUSED if "different plan" in str(exc) or "another" in str(exc) or "was made for" in str(exc) else EXIT_FAILED
+        os._exit(code)  # do not wait in torch.distributed's teardown for peers that are gone
+    except RuntimeError as exc:  # gloo: a peer closed its connection
+        print(f"edgeslice worker: error: {str(exc).splitlines()[0][:300]}", file=sys.stderr, flush=True)
+        os._exit(EXIT_FAILED)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
