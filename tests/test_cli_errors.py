@@ -1,13 +1,14 @@
-"""The ``edgeslice`` console script, run for real in subprocesses.
+"""The ``edgeslice`` command line: bad input gets one clear line, never a traceback.
 
 Every bad input must end with a non-zero status and ONE line on stderr,
 ``edgeslice: error: ...``, naming the thing at fault; never a traceback
 (DESIGN.md, style rule 9).  The happy path (models, plan, show, check) is
 checked too.
 
-Each command starts a fresh Python that imports torch (about 2 s), so the
-commands are all started by one module fixture, several at a time, in a
-temporary working directory; the tests then only look at the results.  The plans
+Most commands run in-process through ``edgeslice.cli.main`` (what the console
+script calls); a few run as real subprocesses of the installed script.  One
+module fixture runs them all in a temporary working directory; the tests then
+only look at the results.  The plans
 that the error cases edit are edits of a real ``edgeslice plan`` output
 (AlexNet at 3x64x64, seed 5, which cuts segments spatially and by channels).
 Every command that traces a model costs 4-6 s of CPU (importing torch and
@@ -22,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,41 @@ class Result:
                 f"--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}")
 
 
+# Most commands run in this process through the same `main` the console script calls (an
+# escaping exception is recorded as a traceback, so "no traceback" is still checked); these
+# few also run as real subprocesses of the installed `edgeslice` script.
+REAL_PROCESS = {("models", "--json"), ("plan", "--model", "nosuchnet", "-o", "x.json"), ("check", "plan.json", "--json")}
+_IN_PROCESS = threading.Lock()
+
+
 def _run(cwd: Path, args: list[str]) -> Result:
+    if tuple(args) in REAL_PROCESS:
+        return _run_process(cwd, args)
+    import contextlib
+    import io
+    import traceback
+
+    from edgeslice.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with _IN_PROCESS:  # chdir and redirection are process-wide
+        old = os.getcwd()
+        os.chdir(cwd)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = main(list(args))
+                except SystemExit as exc:  # argparse
+                    code = exc.code if isinstance(exc.code, int) else 1
+                except BaseException:
+                    traceback.print_exc(file=err)
+                    code = 1
+        finally:
+            os.chdir(old)
+    return Result(tuple(args), code, out.getvalue(), err.getvalue())
+
+
+def _run_process(cwd: Path, args: list[str]) -> Result:
     # One thread per command: several run at once on a small machine.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     try:

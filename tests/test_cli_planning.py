@@ -78,9 +78,13 @@ def test_bench_simulate(tmp_path):
     ("devices:\n  - {name: a, gflops: 1}\nlinks:\n  default: {bandwidth_mbps: 5}\n  overrides:\n    - {between: [a, zz], bandwidth_mbps: 1}\n", "zz"),
     ("devices:\n  - {name: a, gflops: 1}\nsource: cam\n", "cam"),
 ])
-def test_bad_cluster_files_one_line(tmp_path, text, needle):
+def test_bad_cluster_files_one_line(tmp_path, text, needle, capsys, monkeypatch):
+    from edgeslice.cli import main
+
     (tmp_path / "bad.yaml").write_text(text)
-    p = run("compare", "--model", "alexnet", "--input", "3x64x64", "--cluster", "bad.yaml", cwd=tmp_path, ok=False)
-    assert p.returncode == 2
-    err = p.stderr.strip()
-    assert err.count("\n") == 0 and err.startswith("edgeslice: error:") and needle in err and "Traceback" not in p.stderr
+    monkeypatch.chdir(tmp_path)
+    code = main(["compare", "--model", "alexnet", "--input", "3x64x64", "--cluster", "bad.yaml"])
+    assert code == 2
+    p = capsys.readouterr()
+    err = p.err.strip()
+    assert err.count("\n") == 0 and err.startswith("edgeslice: error:") and needle in err and "Traceback" not in p.err

@@ -408,7 +408,7 @@ def test_source_and_sink_must_be_devices(base, graph):
 
 
 def test_duplicate_device(base, graph):
-    _invalid(replace(base, devices=("d0", "d1", "d2", "d1")), graph, r"^plan lists a device twice: .*d1")
+    _invalid(replace(base, devices=("d0", "d1", "d2", "d1")), graph, r"^plan lists device 'd1' twice")
 
 
 def test_every_validation_error_is_an_edgeslice_error(base, graph):
@@ -425,7 +425,7 @@ def test_every_validation_error_is_an_edgeslice_error(base, graph):
         ({"spec": "vgg16"}, r"plan was made for model 'vgg16', not 'resnet18'; make a new plan with `edgeslice plan --model resnet18`"),
         ({"input_shape": (3, 64, 64)}, r"plan was made for input 3x64x64, not 3x32x32; re-plan with --input"),
         ({"batch": 4}, r"plan was made for batch 4, not 1; re-plan with --batch 1"),
-        ({"fingerprint": "0123456789abcdef"}, r"plan fingerprint 0123456789abcdef does not match model 'resnet18' \(fingerprint [0-9a-f]{16}\)"),
+        ({"fingerprint": "0123456789abcdef"}, r"plan fingerprint 0123456789abcdef does not match model 'resnet18' traced at input 3x32x32 \(fingerprint [0-9a-f]{16}\)"),
     ],
     ids=["spec", "input", "batch", "fingerprint"],
 )

@@ -40,7 +40,9 @@ class CostModel:
         raise NotImplementedError
 
     def steps_time(self, graph: LayerGraph, steps, device: Device) -> float:
-        key = ("cost", id(self), device.name, steps)
+        # keyed on the objects (not id()): a new cost model or a same-named device with another
+        # speed must never read an old entry; the memo keeps them alive, so no id is reused
+        key = ("cost", self, device, steps)
         t = graph.memo.get(key)
         if t is None:
             t = sum(self.layer_time(graph.layer(s.layer), step_fraction(graph.layer(s.layer), s.region, s.inputs),

@@ -42,9 +42,16 @@ class Kernels:
         self.gm = gm
         self.nodes = {n.name: n for n in gm.graph.nodes}
         self._divisors: dict[str, torch.Tensor] = {}
+        self._fulls: dict[str, tuple] = {}
         # module target -> (first output channel, first input feature) its parameters start at,
         # when a device keeps only a slice of them (see edgeslice.runtime.pieces)
         self.offsets = offsets or {}
+
+    def _full(self, layer: Layer):
+        f = self._fulls.get(layer.name)
+        if f is None:
+            f = self._fulls[layer.name] = tuple((0, n) for n in layer.out_shape)
+        return f
 
     def _module(self, layer: Layer):
         return self.gm.get_submodule(layer.target)
@@ -76,6 +83,11 @@ class Kernels:
         k = layer.kind
         region = step.region
         x = tiles[0]
+        if (step.inputs is None and k != "flatten" and layer.target not in self.offsets
+                and region == self._full(layer)
+                and all(t is not None and tuple(t.shape[1:]) == shp for t, shp in zip(tiles, layer.in_shapes))):
+            # the whole layer on its whole inputs: run the model's own op (no padding copies; bitwise the model)
+            return self._call_node(layer, tiles)
         if k == "conv":
             m = self._module(layer)
             g = layer.geometry
