@@ -105,17 +105,27 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="alternate the two systems this many times (ABAB...)")
     args = ap.parse_args()
-    theirs = torch_pipelining(args.requests, args.repeat)
-    ours = edgeslice_runtime(args.requests, args.repeat)
-    res = {"edgeslice": ours, "torch_pipelining": theirs,
-           "latency_ratio": ours["latency_s"] / theirs["latency_s"],
-           "throughput_ratio": ours["throughput_rps"] / theirs["throughput_rps"]}
+    rounds = []
+    for r in range(args.rounds):  # alternate, so both see the same background load on a shared machine
+        theirs = torch_pipelining(args.requests, args.repeat)
+        ours = edgeslice_runtime(args.requests, args.repeat)
+        rounds.append((ours, theirs))
+        print(f"round {r}: edgeslice {ours['latency_s'] * 1e3:.1f} ms / {ours['throughput_rps']:.3f} req/s; "
+              f"torch {theirs['latency_s'] * 1e3:.1f} ms / {theirs['throughput_rps']:.3f} req/s", flush=True)
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    ours = {k: med([o[k] for o, _ in rounds]) for k in ("latency_s", "throughput_rps", "rel_err")}
+    theirs = {k: med([t[k] for _, t in rounds]) for k in ("latency_s", "throughput_rps")}
+    res = {"edgeslice": ours, "torch_pipelining": theirs, "rounds": args.rounds,
+           "latency_ratio": med([o["latency_s"] / t["latency_s"] for o, t in rounds]),
+           "throughput_ratio": med([o["throughput_rps"] / t["throughput_rps"] for o, t in rounds])}
     print(f"ResNet-50 224x224, 2 stages split before {SPLIT}, 2 processes, gloo, 1 thread each")
     print(f"{'':20s} {'latency (ms)':>14s} {'throughput (req/s)':>20s}")
     print(f"{'edgeslice':20s} {ours['latency_s'] * 1e3:14.1f} {ours['throughput_rps']:20.3f}")
     print(f"{'torch pipelining':20s} {theirs['latency_s'] * 1e3:14.1f} {theirs['throughput_rps']:20.3f}")
-    print(f"ratio ours/theirs: latency {res['latency_ratio']:.3f} (lower is better), throughput {res['throughput_ratio']:.3f} (higher is better)")
+    print(f"median per-round ratio ours/theirs: latency {res['latency_ratio']:.3f} (lower is better), "
+          f"throughput {res['throughput_ratio']:.3f} (higher is better)")
     print(json.dumps(res))
     return 0
 

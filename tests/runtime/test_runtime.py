@@ -75,7 +75,6 @@ def test_random_plans_mixing_spatial_and_channel_cuts(traced, tmp_path):
 
 def test_pipelining_with_sink_apart_from_source(traced, tmp_path):
     g, _ = traced("alexnet", (3, 96, 96))
-    plan = replace(make_plan("layerwise", g, devices=3), sink="d2")
     plan = replace(make_plan("random", g, devices=3, seed=8), sink="d2")
     path = tmp_path / "p.json"
     plan.save(path)
@@ -93,9 +92,9 @@ def test_worker_refuses_a_plan_for_another_model_or_cluster(traced, tmp_path):
 
 
 def _start_long_run(traced, tmp_path, timeout):
-    _, path = _plan(traced, tmp_path, "vgg16", (3, 64, 64), "ftp", devices=3, n=3, m=1)
+    _, path = _plan(traced, tmp_path, "alexnet", (3, 96, 96), "ftp", devices=3, n=3, m=1)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "edgeslice.cli", "run", path, "--requests", "400", "--timeout", str(timeout), "--out", str(out)]
+    cmd = [sys.executable, "-m", "edgeslice.cli", "run", path, "--requests", "5000", "--timeout", str(timeout), "--out", str(out)]
     launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:  # wait until the workers are mid-run

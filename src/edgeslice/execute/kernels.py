@@ -162,8 +162,16 @@ class Kernels:
         return torch.stack(rows, -2)
 
 
+_STEP_INPUTS: dict = {}
+
+
 def step_inputs(layer: Layer, step: Step):
-    """Regions of each input a step reads (the same rule the lowering used)."""
-    if step.inputs is not None:
-        return ((step.inputs,),)
-    return backward(layer, step.region)[1]
+    """Regions of each input a step reads (the same rule the lowering used); memoised per (layer, step)."""
+    key = (id(layer), step)
+    hit = _STEP_INPUTS.get(key)
+    if hit is None or hit[0] is not layer:
+        regions = ((step.inputs,),) if step.inputs is not None else backward(layer, step.region)[1]
+        if len(_STEP_INPUTS) > 200_000:
+            _STEP_INPUTS.clear()
+        hit = _STEP_INPUTS[key] = (layer, regions)
+    return hit[1]

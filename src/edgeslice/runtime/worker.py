@@ -158,6 +158,7 @@ def run_worker(args) -> dict:
     pending_sends: list = []
     bytes_sent = bytes_recv = 0
     done_reqs = 0  # at the source: requests the sink reported finished
+    posted: dict[int, dict] = {}  # request -> {transfer id: (work, buffer, transfer)} receives posted ahead
 
     def now() -> float:
         return time.time() - t0
@@ -181,10 +182,15 @@ def run_worker(args) -> dict:
                 dist.recv(tok, rank_of[plan.sink], tag=DONE_TAG + done_reqs)
                 done_reqs += 1
         store: dict[str, dict] = {}
-        recvs = {}
-        for x in incoming:
-            buf = torch.empty((batch, *[hi - lo for lo, hi in x.region]))
-            recvs[x.id] = (dist.irecv(buf, rank_of[x.src], tag=req * ntr + tag_of[x.id]), buf, x)
+        # post receives for this request and the next ones in flight, so their data arrives
+        # while this request computes (gloo moves it in the background)
+        for ahead in range(req, min(args.requests, req + max(1, args.inflight))):
+            if ahead not in posted:
+                posted[ahead] = {}
+                for x in incoming:
+                    buf = torch.empty((batch, *[hi - lo for lo, hi in x.region]))
+                    posted[ahead][x.id] = (dist.irecv(buf, rank_of[x.src], tag=ahead * ntr + tag_of[x.id]), buf, x)
+        recvs = posted.pop(req)
         req_start = now()
         if device == plan.source:
             x_in = request_input(args.seed, req, (batch, *graph.input_shape))
