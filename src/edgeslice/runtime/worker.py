@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from edgeslice.errors import EdgesliceError
+from edgeslice.errors import ClusterError, EdgesliceError, PlanMismatchError
 from edgeslice.program.program import ComputeTask, InputTask, OutputTask, TransferTask
 from edgeslice.program.regions import slices
 
@@ -111,7 +111,7 @@ def run_worker(args) -> dict:
     if args.cluster or plan.cluster:
         cluster = resolve_cluster(args.cluster or plan.cluster)
         if device not in cluster.names:
-            raise EdgesliceError(f"device {device!r} (rank {rank}) of the plan is not in cluster {cluster.name!r} "
+            raise ClusterError(f"device {device!r} (rank {rank}) of the plan is not in cluster {cluster.name!r} "
                                  f"({', '.join(cluster.names)}); the plan was made for another cluster")
         dev = cluster.device(device)
         threads = args.threads or max(1, round(dev.cpus)) if dev.cpus else (args.threads or 1)
@@ -135,7 +135,7 @@ def run_worker(args) -> dict:
     dist.all_gather(everyone, digest)
     for r, d in enumerate(everyone):
         if not torch.equal(d, digest):
-            raise EdgesliceError(f"device {plan.devices[r]!r} (rank {r}) runs a different plan or model than {device!r}; "
+            raise PlanMismatchError(f"device {plan.devices[r]!r} (rank {r}) runs a different plan or model than {device!r}; "
                                  "give every worker the same plan file")
     epoch = torch.tensor([time.time()], dtype=torch.float64)
     dist.broadcast(epoch, 0)  # one clock for every rank's timestamps
@@ -281,7 +281,7 @@ def main(argv=None) -> int:
         run_worker(args)
     except EdgesliceError as exc:
         print(f"edgeslice worker: error: {exc}", file=sys.stderr, flush=True)
-        code = EXIT_REFUSED if "different plan" in str(exc) or "another" in str(exc) or "was made for" in str(exc) else EXIT_FAILED
+        code = EXIT_REFUSED if isinstance(exc, (PlanMismatchError, ClusterError)) else EXIT_FAILED
         os._exit(code)  # do not wait in torch.distributed's teardown for peers that are gone
     except RuntimeError as exc:  # gloo: a peer closed its connection
         print(f"edgeslice worker: error: {str(exc).splitlines()[0][:300]}", file=sys.stderr, flush=True)
