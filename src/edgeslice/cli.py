@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,9 @@ def _positive(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return v
+
+
+_TAG = os.environ.get("EDGESLICE_TESTBED_TAG", "0")  # tests use their own tag, so they never touch a user's testbed
 
 
 def _console():
@@ -268,7 +272,8 @@ def cmd_profile(args) -> int:
         def progress(done, total, name):
             bar.update(task, total=total, completed=done, description=f"profiling {args.model}: {name}")
 
-        prof = measure(args.model, args.input, args.batch, repeat=args.repeat, threads=args.threads, progress=progress)
+        prof = measure(args.model, args.input, args.batch, repeat=args.repeat, threads=args.threads, progress=progress,
+                       min_time_s=args.min_time)
     Path(args.output).write_text(json.dumps(prof, indent=1))
     print(f"wrote {args.output}: {len(prof['layers'])} layers of {args.model}, whole model {prof['total_s'] * 1e3:.1f} ms "
           f"on {args.threads} thread(s) ({prof['effective_gflops']:.1f} GFLOP/s effective)")
@@ -278,8 +283,19 @@ def cmd_profile(args) -> int:
 def cmd_run(args) -> int:
     from edgeslice.runtime.launch import collect, launch
 
+    tb = None
+    if args.testbed:
+        from edgeslice.cluster.load import resolve_cluster
+        from edgeslice.plan.plan import Plan
+        from edgeslice.testbed.net import require
+
+        ref = args.cluster or Plan.load(args.plan).cluster
+        if not ref:
+            raise EdgesliceError("--testbed needs the cluster the testbed emulates: pass --cluster C.yaml "
+                                 "(or plan with --cluster)")
+        tb = require(resolve_cluster(ref), tag=args.tag)
     outdir = launch(args.plan, cluster=args.cluster, requests=args.requests, inflight=args.inflight, timeout=args.timeout,
-                    seed=args.seed, out=args.out, port=args.port, threads=args.threads)
+                    seed=args.seed, out=args.out, port=args.port, threads=args.threads, testbed=tb)
     res = collect(args.plan, outdir, cluster=args.cluster, requests=args.requests, seed=args.seed)
     measured, predicted = res.pop("_timelines")
     if args.gantt:
@@ -291,7 +307,8 @@ def cmd_run(args) -> int:
     else:
         con = _console()
         verdict = "[green]same output as the whole model[/]" if res["ok"] else "[red]OUTPUT MISMATCH[/]"
-        con.print(f"{res['model']} on {len(res['devices'])} worker processes, {args.requests} request(s), {args.inflight} in flight: "
+        where = f" on the {tb.cluster} testbed" if tb else ""
+        con.print(f"{res['model']} on {len(res['devices'])} worker processes{where}, {args.requests} request(s), {args.inflight} in flight: "
                   f"{verdict} (rel_err {res['rel_err']:.1e})")
         con.print(f"latency: measured {res['latency_s'] * 1e3:.1f} ms (median) vs predicted {res['predicted_latency_s'] * 1e3:.1f} ms; "
                   f"throughput {res['throughput_rps']:.2f} requests/s")
@@ -319,7 +336,109 @@ def cmd_bench(args) -> int:
         else:
             print(f"{res['plans_per_s']:.0f} plan evaluations per second (lower + simulate; {res['description']})")
         return 0
+    if args.what == "testbed":
+        return _bench_testbed(args)
     raise EdgesliceError(f"unknown benchmark {args.what!r}")
+
+
+def _bench_testbed(args) -> int:
+    from rich.table import Table
+
+    from edgeslice.testbed.bench import bench_testbed, chart
+
+    if not args.cluster or not args.model:
+        raise EdgesliceError("bench testbed needs --cluster C.yaml and --model M")
+    err = _console_err()
+    res = bench_testbed(args.cluster, args.model, args.input, args.batch,
+                        planners=[p for p in args.planners.split(",") if p] if args.planners else None,
+                        repeat=args.repeat, tag=args.tag, calibration=args.calibration, force=args.force, out=args.out,
+                        progress=lambda m: err.print(m, highlight=False))
+    meta = res["meta"]
+    path = args.chart or str(Path(meta["calibrated_cluster"]).parent / "bench" / "bench-testbed.png")
+    chart(res, path)
+    if args.json:
+        print(json.dumps(res["planners"]))
+        return 0
+    con = _console()
+    t = Table(title=f"{meta['model']} on the {meta['cluster']} testbed, median of {meta['repeat']} runs")
+    for col in ("planner", "predicted ms", "measured ms", "error", "speedup vs local", "MB moved", "output"):
+        t.add_column(col, justify="left" if col == "planner" else "right")
+    for name, r in res["planners"].items():
+        if "error" in r:
+            t.add_row(name, "cannot plan", "", "", "", "", r["error"][:60])
+            continue
+        t.add_row(name, f"{r['predicted_latency_s'] * 1e3:.0f}", f"{r['measured_latency_s'] * 1e3:.0f}",
+                  f"{r['error_pct']:+.1f}%", f"{r['speedup_vs_local']:.2f}×", f"{r['measured_bytes'] / 1e6:.2f}",
+                  "verified" if r["output_ok"] else "[red]MISMATCH[/]")
+    con.print(t)
+    con.print(f"best: {meta['best']} at {meta['best_speedup_vs_local']:.2f}× over local (measured); largest "
+              f"prediction error {meta['max_abs_error_pct']:.1f}%; chart: {path}")
+    return 0 if meta["all_outputs_ok"] else 1
+
+
+def _console_err():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def cmd_testbed(args) -> int:
+    from edgeslice.testbed import net
+
+    if args.action == "down":
+        gone = net.down(args.tag)
+        print(f"removed {len(gone)} things: " + ", ".join(gone) if gone else "nothing to remove: no testbed is up")
+        return 0
+    if args.action == "status":
+        st = net.status(args.tag)
+        if args.json:
+            print(json.dumps(st))
+            return 0
+        if not st["devices"] and not st["bridge"]:
+            print("no testbed is up (bring one up with `edgeslice testbed up <cluster.yaml>`)")
+            return 0
+        from rich.table import Table
+
+        t = Table(title=f"testbed {st['cluster'] or '(no state file: leftovers; `edgeslice testbed down` removes them)'}")
+        for col in ("device", "namespace", "address", "cpus", "pinned", "links (egress, shaped)", "processes"):
+            t.add_column(col)
+        for d in st["devices"]:
+            links = ", ".join(f"{l['peer']} {l['rate']}" for l in d["links"])
+            t.add_row(d["device"], d["namespace"], d["address"] or "-", "unlimited" if d["cpus"] is None else f"{d['cpus']:g}",
+                      d.get("cpuset") or "-", links, str(d["processes"]))
+        con = _console()
+        con.print(t)
+        for n in st["notes"]:
+            con.print(f"note: {n}", highlight=False)
+        return 0
+    from edgeslice.cluster.load import resolve_cluster
+
+    if not args.cluster:
+        raise EdgesliceError(f"testbed {args.action} needs a cluster: `edgeslice testbed {args.action} C.yaml`")
+    cluster = resolve_cluster(args.cluster)
+    if args.action == "up":
+        tb, made = net.up(cluster, tag=args.tag, source_file=args.cluster, pin=args.pin, progress=print)
+        if made:
+            print(f"testbed for {cluster.name} is up: {len(tb.devices)} devices"
+                  + (f", pinned to host CPU {tb.cpuset}" if tb.cpuset else ""))
+        else:
+            print(f"testbed for {cluster.name} is already up (nothing changed)")
+        for n in tb.notes:
+            print(f"note: {n}")
+        return 0
+    if args.action == "profile":
+        from edgeslice.testbed.calibrate import calibrate
+
+        if not args.model:
+            raise EdgesliceError("testbed profile needs --model M (the model to profile inside each device)")
+        tb, made = net.up(cluster, tag=args.tag, source_file=args.cluster, pin=args.pin, progress=print)
+        if made:
+            print(f"brought up the testbed for {cluster.name} (`edgeslice testbed down` removes it)")
+        path = calibrate(tb, cluster, args.model, args.input, args.batch, outdir=args.output, min_time_s=args.min_time,
+                         force=args.force, progress=print)
+        print(f"calibrated cluster: {path} (plan with `--cluster {path}`, run with `edgeslice run PLAN --testbed`)")
+        return 0
+    raise EdgesliceError(f"unknown testbed action {args.action!r}")
 
 
 def cmd_show(args) -> int:
@@ -402,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="make a plan and write it to a JSON file")
     model_args(p)
-    p.add_argument("--cluster", default=None, help="cluster YAML file or bundled name (pi4x4, iot-edge, hetero3, mec, local4)")
+    p.add_argument("--cluster", default=None, help="cluster YAML file or bundled name (pi4x4, iot-edge, hetero3, mec, local4, testbed4, testbed-hetero)")
     p.add_argument("--devices", type=_positive, default=4, help="without --cluster: N identical devices d0..dN-1")
     p.add_argument("--planner", default="random", help="see `edgeslice planners`")
     p.add_argument("--seed", type=int, default=None, help="random planner: seed (default 0)")
@@ -436,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(p)
     p.add_argument("--repeat", type=_positive, default=3)
     p.add_argument("--threads", type=_positive, default=1)
+    p.add_argument("--min-time", type=float, default=0.0,
+                   help="seconds of back-to-back runs per measurement, averaged (use under a CPU quota, e.g. 0.05)")
     p.add_argument("-o", "--output", default="profile.json")
     p.set_defaults(fn=cmd_profile)
 
@@ -450,8 +571,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive, default=None, help="torch threads per worker (default: the device's cpus, else 1)")
     p.add_argument("--out", default=None, help="folder for worker logs, reports and outputs (default: a temporary one)")
     p.add_argument("--gantt", default=None, help="draw measured and predicted timelines to .png or .html")
+    p.add_argument("--testbed", action="store_true",
+                   help="run inside the emulated testbed (namespaces, shaped links, CPU quotas); see `edgeslice testbed`")
+    p.add_argument("--tag", default=_TAG, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("testbed", help="emulate a cluster on this machine: up, down, status, profile (needs root)")
+    p.add_argument("action", choices=("up", "down", "status", "profile"))
+    p.add_argument("cluster", nargs="?", default=None, help="cluster YAML file or bundled name (up, profile)")
+    model_args(p, required=False)
+    p.add_argument("--pin", default="auto", help="host CPUs for the devices: auto (one CPU when the quotas fit), none, or 0,1")
+    p.add_argument("--min-time", type=float, default=0.05, help="profile: seconds of back-to-back runs per measurement")
+    p.add_argument("--force", action="store_true", help="profile: measure again even if a calibration exists")
+    p.add_argument("-o", "--output", default=None, help="profile: folder for the calibrated cluster and profiles")
+    p.add_argument("--json", action="store_true", help="status: as JSON")
+    p.add_argument("--tag", default=_TAG, help=argparse.SUPPRESS)
+    p.set_defaults(fn=cmd_testbed)
 
     p = sub.add_parser("worker", help="one device's worker (what torchrun starts); see `python -m edgeslice.runtime.worker -h`",
                        add_help=False)
@@ -459,8 +595,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_worker)
 
     p = sub.add_parser("bench", help="built-in benchmarks")
-    p.add_argument("what", choices=("simulate",))
+    p.add_argument("what", choices=("simulate", "testbed"))
     p.add_argument("--seconds", type=float, default=3.0)
+    model_args(p, required=False)
+    p.add_argument("--cluster", default=None, help="testbed: the cluster to emulate")
+    p.add_argument("--planners", default=None, help="testbed: comma-separated planners (default: every classic one)")
+    p.add_argument("--repeat", type=_positive, default=5, help="testbed: runs per plan (the median is reported)")
+    p.add_argument("--calibration", default=None, help="testbed: folder of the calibration to use or write")
+    p.add_argument("--force", action="store_true", help="testbed: calibrate again even if a calibration exists")
+    p.add_argument("--chart", default=None, help="testbed: chart file (.png)")
+    p.add_argument("--out", default=None, help="testbed: folder for plans, worker logs and result.json")
+    p.add_argument("--tag", default=_TAG, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_bench)
 

@@ -36,3 +36,9 @@ class LoweringError(EdgesliceError):
 
 class ClusterError(EdgesliceError):
     """A cluster description is unreadable or invalid (names the file and field)."""
+
+
+class TestbedError(EdgesliceError):
+    """The emulated testbed could not be built, found or used (names the device, link or missing capability)."""
+
+    __test__ = False  # not a pytest test class, despite the name

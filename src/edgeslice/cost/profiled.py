@@ -66,8 +66,14 @@ class ProfiledCost(CostModel):
 
 
 def measure(spec: str, input_shape, batch: int = 1, *, repeat: int = 3, threads: int = 1,
-            fractions=FRACTIONS, progress=None) -> dict:
-    """Measure every layer of model ``spec`` at several output fractions; return the profile dict."""
+            fractions=FRACTIONS, progress=None, min_time_s: float = 0.0) -> dict:
+    """Measure every layer of model ``spec`` at several output fractions; return the profile dict.
+
+    Each (layer, fraction) is the median of ``repeat`` runs.  With ``min_time_s`` > 0 it is instead the
+    *mean* over back-to-back runs lasting at least that long: under a CPU quota (the testbed's cgroups)
+    a short run may or may not be throttled, and only the mean over several quota periods gives the
+    rate a device sustains when it computes tile after tile.
+    """
     import numpy as np
     import torch
 
@@ -103,10 +109,17 @@ def measure(spec: str, input_shape, batch: int = 1, *, repeat: int = 3, threads:
             times = []
             with torch.no_grad():
                 kernels.run(layer, step, tiles)  # warm-up
-                for _ in range(repeat):
-                    t0 = time.perf_counter()
-                    kernels.run(layer, step, tiles)
-                    times.append(time.perf_counter() - t0)
+                if min_time_s > 0:
+                    k, t0 = 0, time.perf_counter()
+                    while k < repeat or time.perf_counter() - t0 < min_time_s:
+                        kernels.run(layer, step, tiles)
+                        k += 1
+                    times.append((time.perf_counter() - t0) / k)
+                else:
+                    for _ in range(repeat):
+                        t0 = time.perf_counter()
+                        kernels.run(layer, step, tiles)
+                        times.append(time.perf_counter() - t0)
             samples.append((actual, statistics.median(times)))
         xs, ys = np.array([s[0] for s in samples]), np.array([s[1] for s in samples])
         if len(samples) >= 2:
@@ -123,6 +136,6 @@ def measure(spec: str, input_shape, batch: int = 1, *, repeat: int = 3, threads:
     return {
         "format": PROFILE_FORMAT, "version": 1, "model": spec, "input": list(graph.input_shape), "batch": batch,
         "fingerprint": graph.fingerprint, "host": platform.node(), "machine": platform.machine(),
-        "threads": threads, "repeat": repeat, "total_s": total_t,
+        "threads": threads, "repeat": repeat, "min_time_s": min_time_s, "total_s": total_t,
         "effective_gflops": total_f / total_t / 1e9 if total_t > 0 else 1.0, "layers": layers,
     }

@@ -71,8 +71,12 @@ def _kill_all(procs) -> None:
 
 def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inflight: int = 1, timeout: float = 30.0,
            seed: int = 0, out: str | None = None, port: int | None = None, threads: int | None = None,
-           startup_s: float = 120.0) -> Path:
-    """Run the workers to completion; return the output folder. Raises EdgesliceError on any failure."""
+           startup_s: float = 120.0, testbed=None) -> Path:
+    """Run the workers to completion; return the output folder. Raises EdgesliceError on any failure.
+
+    With ``testbed`` (a :class:`edgeslice.testbed.net.Testbed` that is up), each worker runs inside its
+    device's network namespace and CPU cgroup and the workers talk over the shaped links.
+    """
     from edgeslice.plan.plan import Plan
 
     plan = Plan.load(plan_path)
@@ -81,10 +85,19 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
     for f in outdir.glob("*"):
         if f.name.startswith(("status-", "report-", "output-", "worker-")):
             f.unlink()
-    port = port or free_port()
     world = len(plan.devices)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if testbed is not None:
+        for d in plan.devices:
+            testbed.index(d)  # every device of the plan must be on the testbed
+        master = testbed.address(plan.devices[0])
+        port = port or 20000 + os.getpid() % 10000  # namespaces have their own ports: no clash with the host
+        env.update(testbed.env())
+    else:
+        master = "127.0.0.1"
+        port = port or free_port()
     base = [sys.executable, "-m", "edgeslice.runtime.worker", "--plan", str(Path(plan_path).resolve()), "--out", str(outdir),
-            "--world", str(world), "--master-addr", "127.0.0.1", "--master-port", str(port), "--requests", str(requests),
+            "--world", str(world), "--master-addr", master, "--master-port", str(port), "--requests", str(requests),
             "--inflight", str(inflight), "--timeout", str(timeout), "--seed", str(seed)]
     if cluster:
         base += ["--cluster", cluster]
@@ -95,8 +108,11 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
         for r in range(world):
             log = open(outdir / f"worker-{r}.log", "w")
             logs.append(log)
-            procs.append(subprocess.Popen(base + ["--rank", str(r)], stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+            argv, renv = base + ["--rank", str(r)], env
+            if testbed is not None:  # the worker joins its device's cgroups once the model is loaded
+                argv = testbed.wrap(plan.devices[r], argv, defer_cgroups=True)
+                renv = {**env, **testbed.join_env(plan.devices[r])}
+            procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=renv))
         (outdir / "pids.json").write_text(json.dumps({plan.devices[r]: p.pid for r, p in enumerate(procs)}))
         _watch(procs, plan.devices, outdir, timeout, startup_s + timeout * (requests + 1))
     finally:
@@ -213,6 +229,7 @@ def collect(plan_path: str, outdir: Path, *, cluster: str | None = None, request
         "throughput_rps": requests / span if span > 0 else float("inf"),
         "max_abs_err": max_abs, "rel_err": rel, "ok": rel <= 1e-5,
         "peak_mem_mb": {r["device"]: r["peak_mem_mb"] for r in reports},
+        "where": {r["device"]: r.get("where", {}) for r in reports},
         "resident_mem_mb": {r["device"]: r["resident_mem_mb"] for r in reports},
         "weights_mb": {r["device"]: r["weights_mb"] for r in reports},
         "bytes_sent": {r["device"]: r["bytes_sent"] for r in reports},

@@ -81,6 +81,22 @@ class _Status:
             self.path.write_text(text)
 
 
+def _where() -> dict:
+    """Which network namespace and CPU cgroup this worker ran in (how a testbed run shows it was placed)."""
+    out = {}
+    try:
+        out["netns"] = os.readlink("/proc/self/ns/net")
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, ctrls, path = line.split(":", 2)
+            if "cpu" in ctrls.split(","):
+                out["cpu_cgroup"] = path
+            elif ctrls == "":
+                out.setdefault("cpu_cgroup", path)  # cgroup v2: the unified hierarchy
+    except OSError:
+        pass
+    return out
+
+
 def _env_int(name: str, given):
     if given is not None:
         return given
@@ -123,6 +139,14 @@ def run_worker(args) -> dict:
     kernels = prune(graph, gm, program, device)
     weights_mb = param_bytes(kernels.gm) / 1e6
 
+    # on the emulated testbed: loading ran at full speed; the inference runs under the device's CPU quota
+    for fd in filter(None, os.environ.get("EDGESLICE_JOIN_CGROUP_FDS", "").split(",")):
+        try:
+            os.write(int(fd), str(os.getpid()).encode())
+            os.close(int(fd))
+        except (OSError, ValueError) as exc:
+            raise EdgesliceError(f"device {device!r} could not join its testbed cgroup (descriptor {fd}): {exc}; "
+                                 "is the testbed up (`edgeslice testbed status`)?") from None
     addr = args.master_addr or os.environ.get("MASTER_ADDR", "127.0.0.1")
     port = args.master_port or int(os.environ.get("MASTER_PORT", "29500"))
     status.set("connecting")
@@ -251,6 +275,7 @@ def run_worker(args) -> dict:
         "device": device, "rank": rank, "threads": threads, "events": events,
         "bytes_sent": bytes_sent, "bytes_received": bytes_recv,
         "peak_mem_mb": usage.ru_maxrss / 1024, "resident_mem_mb": _rss_mb(), "weights_mb": weights_mb,
+        "where": _where(),
     }
     (out / f"report-{rank}.json").write_text(json.dumps(report))
     status.set("done")

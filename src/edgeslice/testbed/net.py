@@ -1,0 +1,480 @@
+"""The emulated testbed: one network namespace, one shaped link set and one CPU quota per device.
+
+A cluster file becomes, on this one machine:
+
+- a **network namespace** per device (``es<tag>-<device>``) holding one veth
+  interface ``eslink`` with the address ``10.77.0.<i+1>/24``; the other ends
+  hang on a bridge ``es<tag>br`` in the root namespace;
+- **per-pair links**: the cluster's links are point-to-point and directional
+  (the simulator's ``a->b`` resources), so each namespace's egress gets an HTB
+  class per peer, rate = ceil = the link's bandwidth, selected by the peer's
+  address (u32 filter).  Traffic a→b is therefore shaped once, on a's side, at
+  the a–b link's rate, independently of a's traffic to others — exactly the
+  ``switched`` medium.  Where the kernel has ``netem``, the link's latency is
+  added under the class; where it has not (these machines), the latency is
+  recorded as *not emulated* and ``status`` says so;
+- a **cgroup CPU quota** per device from its ``cpus`` (cgroup v1 ``cpu``
+  controller, ``cfs_quota_us`` of a 10 ms ``cfs_period_us``, which throttles
+  more smoothly than the default 100 ms; cgroup v2 ``cpu.max`` otherwise);
+- **pinning** (cgroup v1 ``cpuset``): a quota is CPU *time*, and on a virtual
+  machine two busy vCPUs may share one physical core — on the development
+  machines two processes on the two vCPUs each run 1.6-1.9x slower than one
+  alone.  A device's 0.25 CPU is then only 0.25 of a core while the others are
+  idle.  So by default (``pin="auto"``), when the quotas add up to at most one
+  CPU, every device is pinned to one host CPU: they time-share it and each gets
+  exactly its quota of a full-speed CPU, whatever the others do.  ``pin`` may
+  also name host CPUs (``"0"``, ``"0,1"``) or be ``"none"``.
+
+Processes start inside a device with :meth:`Testbed.wrap`: a shell joins the
+cgroup, then ``ip netns exec`` enters the namespace.  Workers find each other
+through ``GLOO_SOCKET_IFNAME=eslink`` and the addresses above.
+
+Everything made is named from the tag, so :func:`down` finds and removes it
+from the system itself — after a crash, a killed run, or with the state file
+(``/run/edgeslice/testbed-<tag>.json``) lost.  :func:`up` is idempotent: the
+same cluster twice is a no-op, a different one replaces the old.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeslice.cluster.model import Cluster
+from edgeslice.errors import TestbedError
+
+STATE_DIR = Path(os.environ.get("EDGESLICE_STATE_DIR", "/run/edgeslice"))
+IFACE = "eslink"
+SUBNET = "10.77.0"
+PERIOD_US = 10_000
+CG1_ROOT = Path("/sys/fs/cgroup/cpu")
+CG2_ROOT = Path("/sys/fs/cgroup")
+CPUSET_ROOT = Path("/sys/fs/cgroup/cpuset")
+
+
+def _names(tag: str) -> dict:
+    if not (1 <= len(tag) <= 4 and tag.isalnum()):
+        raise TestbedError(f"testbed tag {tag!r} must be 1-4 letters or digits (it is part of interface names)")
+    return {"bridge": f"es{tag}br", "veth": f"es{tag}v", "ns": f"es{tag}-", "cgroup": f"edgeslice-{tag}"}
+
+
+def _sh(*cmd: str, what: str = "", check: bool = True) -> subprocess.CompletedProcess:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise TestbedError(f"`{cmd[0]}` is not installed; the testbed needs iproute2 (`ip`, `tc`): apt-get install iproute2") from None
+    if check and r.returncode != 0:
+        err = (r.stderr or r.stdout).strip().splitlines()
+        raise TestbedError(f"{what or 'command'} failed: `{' '.join(cmd)}`: {err[-1] if err else 'exit ' + str(r.returncode)}")
+    return r
+
+
+def _cgroup_mode() -> str | None:
+    if (CG1_ROOT / "cpu.cfs_quota_us").exists():
+        return "v1"
+    ctl = CG2_ROOT / "cgroup.controllers"
+    if ctl.exists() and "cpu" in ctl.read_text().split():
+        return "v2"
+    return None
+
+
+def preflight() -> None:
+    """Refuse, naming the missing capability, where a testbed cannot be built."""
+    if os.geteuid() != 0:
+        raise TestbedError("the testbed needs root (CAP_NET_ADMIN for namespaces and links, CAP_SYS_ADMIN for cgroups); "
+                           "run it as root or with sudo")
+    for tool in ("ip", "tc"):
+        if shutil.which(tool) is None:
+            raise TestbedError(f"`{tool}` is not installed; the testbed needs iproute2: apt-get install iproute2")
+    if _cgroup_mode() is None:
+        raise TestbedError("no cgroup CPU controller is mounted (looked for /sys/fs/cgroup/cpu/cpu.cfs_quota_us and a "
+                           "cgroup v2 'cpu' controller); CPU quotas cannot be emulated")
+
+
+@dataclass(frozen=True)
+class Testbed:
+    """A testbed that is up: what :func:`up` made, as recorded in its state file."""
+
+    tag: str
+    cluster: str
+    digest: str
+    devices: tuple[str, ...]
+    cpus: tuple[float | None, ...]
+    cgroup_mode: str
+    notes: tuple[str, ...]
+    source_file: str | None = None
+    cpuset: str | None = None
+
+    def index(self, device: str) -> int:
+        try:
+            return self.devices.index(device)
+        except ValueError:
+            raise TestbedError(f"device {device!r} is not on the testbed of cluster {self.cluster!r} "
+                               f"({', '.join(self.devices)}); bring up the right cluster with `edgeslice testbed up`") from None
+
+    def namespace(self, device: str) -> str:
+        self.index(device)
+        return _names(self.tag)["ns"] + device
+
+    def address(self, device: str) -> str:
+        return f"{SUBNET}.{self.index(device) + 1}"
+
+    def cgroup(self, device: str) -> Path:
+        self.index(device)
+        base = CG1_ROOT if self.cgroup_mode == "v1" else CG2_ROOT
+        return base / _names(self.tag)["cgroup"] / device
+
+    def cpuset_group(self, device: str) -> Path | None:
+        return CPUSET_ROOT / _names(self.tag)["cgroup"] / device if self.cpuset else None
+
+    def cgroup_procs(self, device: str) -> list[Path]:
+        """The ``cgroup.procs`` files a process joins to run under ``device``'s quota (and pinning)."""
+        out = [self.cgroup(device) / "cgroup.procs"]
+        if self.cpuset:
+            out.append(self.cpuset_group(device) / "cgroup.procs")
+        return out
+
+    def wrap(self, device: str, argv: list[str], *, defer_cgroups: bool = False) -> list[str]:
+        """The command line that runs ``argv`` inside ``device``: its cgroups, then its namespace.
+
+        With ``defer_cgroups`` the process enters only the namespace and inherits the cgroups'
+        ``cgroup.procs`` files open as descriptors 3 (and 4), named in ``$EDGESLICE_JOIN_CGROUP_FDS``
+        (``ip netns exec`` remounts /sys, so the paths are not visible inside).  The runtime worker
+        writes its pid there once it has loaded the model: start-up is not slowed to the device's
+        quota, and what is measured, the inference, runs under it.
+        """
+        files = self.cgroup_procs(device)
+        if defer_cgroups:
+            opens = " ".join(f'{3 + i}>"{p}"' for i, p in enumerate(files))
+            return ["sh", "-c", f'exec {opens}; exec ip netns exec "$0" "$@"', self.namespace(device), *argv]
+        join = " && ".join(f'echo $$ > "{p}"' for p in files)
+        return ["sh", "-c", f'{join} && exec ip netns exec "$0" "$@"', self.namespace(device), *argv]
+
+    def join_env(self, device: str) -> dict:
+        """Environment naming the descriptors a deferred process joins its cgroups through (see :meth:`wrap`)."""
+        return {"EDGESLICE_JOIN_CGROUP_FDS": ",".join(str(3 + i) for i in range(len(self.cgroup_procs(device))))}
+
+    def env(self) -> dict:
+        """Environment for processes on the testbed: gloo talks over the shaped interface, one thread per process."""
+        return {"GLOO_SOCKET_IFNAME": IFACE, "OMP_NUM_THREADS": "1"}
+
+    def to_dict(self) -> dict:
+        return {"tag": self.tag, "cluster": self.cluster, "digest": self.digest, "devices": list(self.devices),
+                "cpus": list(self.cpus), "cgroup_mode": self.cgroup_mode, "notes": list(self.notes),
+                "source_file": self.source_file, "cpuset": self.cpuset}
+
+
+def digest(cluster: Cluster, pin: str = "auto") -> str:
+    """What the testbed emulates of a cluster; equal digests mean nothing to rebuild."""
+    parts = [cluster.medium, f"pin={pin}"]
+    for d in cluster.devices:
+        parts.append(f"{d.name}:{d.cpus}")
+    for a in cluster.names:
+        for b in cluster.names:
+            if a != b:
+                l = cluster.link(a, b)
+                parts.append(f"{a}-{b}:{l.bandwidth_mbps}:{l.latency_ms}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _state_path(tag: str) -> Path:
+    return STATE_DIR / f"testbed-{tag}.json"
+
+
+def current(tag: str = "0") -> Testbed | None:
+    """The testbed recorded for ``tag``, if its state file exists and its namespaces do."""
+    p = _state_path(tag)
+    if not p.exists():
+        return None
+    try:
+        d = json.loads(p.read_text())
+        tb = Testbed(d["tag"], d["cluster"], d["digest"], tuple(d["devices"]), tuple(d["cpus"]), d["cgroup_mode"],
+                     tuple(d["notes"]), d.get("source_file"), d.get("cpuset"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    have = set(_netns_list())
+    if not all(tb.namespace(dev) in have for dev in tb.devices):
+        return None
+    return tb
+
+
+def require(cluster: Cluster, tag: str = "0") -> Testbed:
+    """The testbed that is up for ``cluster``, or a TestbedError saying how to bring it up."""
+    tb = current(tag)
+    if tb is None:
+        raise TestbedError(f"no testbed is up; bring one up with `edgeslice testbed up <cluster.yaml>` "
+                           f"(for cluster {cluster.name!r})")
+    missing = [d for d in cluster.names if d not in tb.devices]
+    if missing:
+        raise TestbedError(f"the testbed that is up emulates cluster {tb.cluster!r}, which has no device "
+                           f"{missing[0]!r}; run `edgeslice testbed up` with cluster {cluster.name!r}")
+    return tb
+
+
+def _netns_list() -> list[str]:
+    r = _sh("ip", "netns", "list", check=False)
+    return [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+
+
+def _links_with(prefix: str) -> list[str]:
+    r = _sh("ip", "-o", "link", "show", check=False)
+    out = []
+    for line in r.stdout.splitlines():
+        bits = line.split(":", 2)
+        if len(bits) >= 2:
+            name = bits[1].strip().split("@")[0]
+            if name.startswith(prefix):
+                out.append(name)
+    return out
+
+
+def _netem_ok(ns: str) -> bool:
+    r = _sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False)
+    if r.returncode == 0:
+        _sh("ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "lo", "root", check=False)
+        return True
+    return False
+
+
+def _pin_cpus(cluster: Cluster, pin: str) -> str | None:
+    """The host CPU list the devices are pinned to (cpuset syntax), or None (see the module docstring)."""
+    ncpu = os.cpu_count() or 1
+    if pin == "none":
+        return None
+    if pin == "auto":
+        total = sum(d.cpus or 0 for d in cluster.devices)
+        if any(d.cpus is None for d in cluster.devices) or total > 1.0 or ncpu < 2 or not CPUSET_ROOT.is_dir():
+            return None
+        return "0"
+    try:
+        cpus = sorted({int(x) for x in pin.split(",")})
+    except ValueError:
+        raise TestbedError(f"--pin {pin!r}: give host CPU numbers like 0 or 0,1, or 'auto' or 'none'") from None
+    bad = [c for c in cpus if not 0 <= c < ncpu]
+    if bad:
+        raise TestbedError(f"--pin {pin!r}: this machine has CPUs 0-{ncpu - 1}, not {bad[0]}")
+    if not CPUSET_ROOT.is_dir():
+        raise TestbedError("--pin needs the cgroup v1 cpuset controller (/sys/fs/cgroup/cpuset), which is not mounted")
+    return ",".join(map(str, cpus))
+
+
+def up(cluster: Cluster, *, tag: str = "0", source_file: str | None = None, pin: str = "auto",
+       progress=None) -> tuple[Testbed, bool]:
+    """Build the testbed for ``cluster``; return it and whether anything was built (False: already up)."""
+    preflight()
+    if len(cluster.devices) > 250:
+        raise TestbedError(f"cluster {cluster.name!r} has {len(cluster.devices)} devices; the testbed emulates at most 250")
+    cpuset = _pin_cpus(cluster, pin)
+    dg = digest(cluster, pin)
+    old = current(tag)
+    if old is not None and old.digest == dg and old.devices == cluster.names:
+        return old, False
+    down(tag)
+    say = progress or (lambda _msg: None)
+    n = _names(tag)
+    mode = _cgroup_mode()
+    notes: list[str] = []
+    made_ok = False
+    try:
+        say(f"bridge {n['bridge']}")
+        _sh("ip", "link", "add", n["bridge"], "type", "bridge", what="creating the bridge (kernel bridge support)")
+        _sh("ip", "link", "set", n["bridge"], "up", what="bringing the bridge up")
+        for i, d in enumerate(cluster.devices):
+            ns = n["ns"] + d.name
+            host = f"{n['veth']}{i}"
+            say(f"device {d.name}: namespace {ns}, link {host}<->{IFACE}, {SUBNET}.{i + 1}")
+            _sh("ip", "netns", "add", ns, what=f"creating the namespace of device {d.name!r} (network namespaces)")
+            _sh("ip", "link", "add", host, "type", "veth", "peer", "name", IFACE, "netns", ns,
+                what=f"creating the veth link of device {d.name!r} (veth support)")
+            _sh("ip", "link", "set", host, "master", n["bridge"], "up", what=f"attaching {host} to the bridge")
+            _sh("ip", "-n", ns, "link", "set", "lo", "up")
+            _sh("ip", "-n", ns, "addr", "add", f"{SUBNET}.{i + 1}/24", "dev", IFACE)
+            _sh("ip", "-n", ns, "link", "set", IFACE, "up")
+        netem = _netem_ok(n["ns"] + cluster.devices[0].name)
+        for i, a in enumerate(cluster.devices):
+            ns = n["ns"] + a.name
+            _sh("tc", "-n", ns, "qdisc", "add", "dev", IFACE, "root", "handle", "1:", "htb", "default", "ffff", "r2q", "100",
+                what=f"shaping device {a.name!r}'s link (sch_htb)")
+            _sh("tc", "-n", ns, "class", "add", "dev", IFACE, "parent", "1:", "classid", "1:ffff", "htb", "rate", "10gbit")
+            for j, b in enumerate(cluster.devices):
+                if i == j:
+                    continue
+                link = cluster.link(a.name, b.name)
+                rate_bps = link.bandwidth_mbps * 1e6
+                burst = max(3200, int(rate_bps / 8 / 1000))  # ~1 ms at line rate: small messages see the set rate
+                cid = f"1:{j + 1:x}"
+                _sh("tc", "-n", ns, "class", "add", "dev", IFACE, "parent", "1:", "classid", cid, "htb",
+                    "rate", f"{int(rate_bps)}bit", "ceil", f"{int(rate_bps)}bit", "burst", str(burst), "cburst", str(burst),
+                    what=f"shaping link {a.name}->{b.name} at {link.bandwidth_mbps:g} Mbit/s")
+                _sh("tc", "-n", ns, "filter", "add", "dev", IFACE, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+                    "match", "ip", "dst", f"{SUBNET}.{j + 1}/32", "flowid", cid, what=f"steering {a.name}->{b.name} (cls_u32)")
+                if link.latency_ms > 0 and netem:
+                    _sh("tc", "-n", ns, "qdisc", "add", "dev", IFACE, "parent", cid, "netem", "delay", f"{link.latency_ms}ms",
+                        what=f"delaying link {a.name}->{b.name} (sch_netem)")
+        lat = sorted({cluster.link(a, b).latency_ms for a in cluster.names for b in cluster.names if a != b} - {0.0})
+        if lat and not netem:
+            notes.append(f"link latency ({', '.join(f'{v:g}' for v in lat)} ms) is not emulated: the kernel has no netem "
+                         "(sch_netem); measured transfers see only the bandwidth")
+        if cluster.medium == "shared":
+            notes.append("medium 'shared' is not emulated: every pair gets its own link (as 'switched')")
+        if cluster.bandwidth_trace:
+            notes.append("the bandwidth trace is not emulated: links keep their nominal rates")
+        say(f"cpu quotas (cgroup {mode}, period {PERIOD_US // 1000} ms)")
+        base = (CG1_ROOT if mode == "v1" else CG2_ROOT) / n["cgroup"]
+        base.mkdir(exist_ok=True)
+        if mode == "v2":
+            _enable_v2_cpu(base)
+        for d in cluster.devices:
+            cg = base / d.name
+            cg.mkdir(exist_ok=True)
+            _set_quota(cg, mode, d.cpus)
+            if d.cpus is None:
+                notes.append(f"device {d.name!r} has no 'cpus': its CPU is not limited")
+        total = sum(d.cpus or 0 for d in cluster.devices)
+        ncpu = os.cpu_count() or 1
+        if cpuset:
+            say(f"pinning every device to host CPU(s) {cpuset} (cpuset)")
+            cbase = CPUSET_ROOT / n["cgroup"]
+            cbase.mkdir(exist_ok=True)
+            mems = (CPUSET_ROOT / "cpuset.mems").read_text().strip()
+            for cg in [cbase] + [cbase / d.name for d in cluster.devices]:
+                cg.mkdir(exist_ok=True)
+                (cg / "cpuset.cpus").write_text(cpuset)
+                (cg / "cpuset.mems").write_text(mems)
+            width = len(cpuset.split(","))
+            if total > width:
+                notes.append(f"the devices' quotas add up to {total:g} CPUs but they are pinned to {width}: they will "
+                             "contend and measured times will exceed the profile")
+        elif total > 1.0:
+            notes.append(f"the devices' quotas add up to {total:g} CPUs, so they run on several host CPUs at once; on a "
+                         "virtual machine busy vCPUs may slow each other (measure with `edgeslice testbed profile`)")
+        if total > ncpu:
+            notes.append(f"the devices' quotas add up to {total:g} CPUs but this machine has {ncpu}: they will contend "
+                         "and measured times will exceed the profile")
+        tb = Testbed(tag, cluster.name, dg, cluster.names, tuple(d.cpus for d in cluster.devices), mode, tuple(notes),
+                     source_file, cpuset)
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        _state_path(tag).write_text(json.dumps(tb.to_dict(), indent=2) + "\n")
+        made_ok = True
+        return tb, True
+    finally:
+        if not made_ok:
+            down(tag)
+
+
+def _enable_v2_cpu(base: Path) -> None:
+    for p in (CG2_ROOT, base):
+        ctl = p / "cgroup.subtree_control"
+        if "cpu" not in ctl.read_text().split():
+            ctl.write_text("+cpu")
+
+
+def _set_quota(cg: Path, mode: str, cpus: float | None) -> None:
+    if mode == "v1":
+        (cg / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+        (cg / "cpu.cfs_quota_us").write_text(str(-1 if cpus is None else max(1000, round(cpus * PERIOD_US))))
+    else:
+        (cg / "cpu.max").write_text(f"{'max' if cpus is None else max(1000, round(cpus * PERIOD_US))} {PERIOD_US}")
+
+
+def _kill_cgroup(cg: Path) -> None:
+    procs = cg / "cgroup.procs"
+    for _ in range(50):
+        try:
+            pids = [int(x) for x in procs.read_text().split()]
+        except OSError:
+            return
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+
+
+def down(tag: str = "0") -> list[str]:
+    """Remove everything the testbed of ``tag`` made (found by name, not only from the state file); return what went."""
+    gone = []
+    n = _names(tag)
+    for base in (CG1_ROOT / n["cgroup"], CG2_ROOT / n["cgroup"], CPUSET_ROOT / n["cgroup"]):
+        if base.is_dir():
+            for cg in [p for p in base.iterdir() if p.is_dir()]:
+                _kill_cgroup(cg)
+                try:
+                    cg.rmdir()
+                    gone.append(f"cgroup {cg}")
+                except OSError:
+                    pass
+            _kill_cgroup(base)
+            try:
+                base.rmdir()
+                gone.append(f"cgroup {base}")
+            except OSError:
+                pass
+    for ns in _netns_list():
+        if ns.startswith(n["ns"]):
+            r = _sh("ip", "netns", "pids", ns, check=False)
+            for pid in r.stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            _sh("ip", "netns", "del", ns, check=False)
+            gone.append(f"namespace {ns}")
+    for link in _links_with(n["veth"]) + _links_with(n["bridge"]):
+        if _sh("ip", "link", "del", link, check=False).returncode == 0:
+            gone.append(f"link {link}")
+    p = _state_path(tag)
+    if p.exists():
+        p.unlink()
+        gone.append(f"state {p}")
+    return gone
+
+
+def status(tag: str = "0") -> dict:
+    """What exists on the system for ``tag``: namespaces, links and their shaping, cgroups and their quotas, processes."""
+    n = _names(tag)
+    tb = current(tag)
+    nss = [ns for ns in _netns_list() if ns.startswith(n["ns"])]
+    devices = []
+    for ns in sorted(nss):
+        dev = ns[len(n["ns"]):]
+        addr = _sh("ip", "-n", ns, "-o", "-4", "addr", "show", "dev", IFACE, check=False).stdout.split()
+        address = next((addr[i + 1] for i, w in enumerate(addr) if w == "inet"), None)
+        classes = _sh("tc", "-n", ns, "class", "show", "dev", IFACE, check=False).stdout
+        shaped = []
+        for line in classes.splitlines():
+            w = line.split()
+            if "rate" in w and w[2] != "1:ffff":
+                j = int(w[2].split(":")[1], 16) - 1  # class 1:<j+1> shapes traffic to the device at index j
+                peer = tb.devices[j] if tb and 0 <= j < len(tb.devices) else f"{SUBNET}.{j + 1}"
+                shaped.append({"class": w[2], "peer": peer, "rate": w[w.index("rate") + 1]})
+        quota = None
+        for base in (CG1_ROOT, CG2_ROOT):
+            cg = base / n["cgroup"] / dev
+            if (cg / "cpu.cfs_quota_us").exists():
+                q, per = int((cg / "cpu.cfs_quota_us").read_text()), int((cg / "cpu.cfs_period_us").read_text())
+                quota = None if q < 0 else q / per
+                procs = len((cg / "cgroup.procs").read_text().split())
+                break
+            if (cg / "cpu.max").exists():
+                q, per = (cg / "cpu.max").read_text().split()
+                quota = None if q == "max" else int(q) / int(per)
+                procs = len((cg / "cgroup.procs").read_text().split())
+                break
+        else:
+            procs = 0
+        cs = CPUSET_ROOT / n["cgroup"] / dev / "cpuset.cpus"
+        devices.append({"device": dev, "namespace": ns, "address": address, "links": shaped, "cpus": quota,
+                        "cpuset": cs.read_text().strip() if cs.exists() else None, "processes": procs})
+    return {"tag": tag, "up": tb is not None, "cluster": tb.cluster if tb else None, "devices": devices,
+            "bridge": bool(_links_with(n["bridge"])), "notes": list(tb.notes) if tb else []}
