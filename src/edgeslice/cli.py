@@ -338,7 +338,32 @@ def cmd_bench(args) -> int:
         return 0
     if args.what == "testbed":
         return _bench_testbed(args)
+    if args.what == "fl":
+        return _bench_fl(args)
     raise EdgesliceError(f"unknown benchmark {args.what!r}")
+
+
+def _bench_fl(args) -> int:
+    """``bench fl``: FL + PSOMW against local, edge, neurosurgeon, nfl and fl-bf over models × bandwidths × ratios × servers."""
+    from edgeslice.bench_fl import bench_fl
+
+    models = [m for m in (args.models or "").split(",") if m] or None
+    chart = args.chart or ("benchmarks/fl_bandwidth_quick.png" if args.quick else "benchmarks/fl_bandwidth.png")
+    Path(chart).parent.mkdir(parents=True, exist_ok=True)
+
+    def progress(r):
+        if not args.json:
+            lat = "  ".join(f"{k} {v * 1e3:.1f}" for k, v in r["latency_s"].items())
+            print(f"{r['model']} {r['bandwidth_mbps']:g} Mbit/s ratio {r['ratio']:g} servers {r['servers']}: {lat} ms", flush=True)
+
+    res = bench_fl(quick=args.quick, models=models, bf_limit=args.bf_limit, chart=chart, progress=progress)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res["summary"].items():
+            print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+        print(f"chart: {chart}")
+    return 0 if res["summary"]["worst_ratio_vs_nfl"] <= 1 + 1e-9 else 1
 
 
 def _bench_testbed(args) -> int:
@@ -595,7 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_worker)
 
     p = sub.add_parser("bench", help="built-in benchmarks")
-    p.add_argument("what", choices=("simulate", "testbed"))
+    p.add_argument("what", choices=("simulate", "testbed", "fl"))
+    p.add_argument("--quick", action="store_true", help="fl: a small subset (under two minutes)")
+    p.add_argument("--models", default=None, help="fl: comma-separated zoo models (default: vgg16,resnet50,yolov2,alexnet,mobilenet_v2)")
+    p.add_argument("--bf-limit", type=float, default=4e6, help="fl: run fl-bf where it tries at most this many path assignments")
     p.add_argument("--seconds", type=float, default=3.0)
     model_args(p, required=False)
     p.add_argument("--cluster", default=None, help="testbed: the cluster to emulate")

@@ -75,4 +75,4 @@ def _load_all() -> None:
 
 
 # Modules that register planners when imported.
-_MODULES = ("random", "basic", "exact", "spatial")
+_MODULES = ("random", "basic", "exact", "spatial", "fl")

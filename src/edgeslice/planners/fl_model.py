@@ -1,0 +1,675 @@
+"""The FL (fused-layer) partial-offloading space and its fast time model (Zhou et al., TPDS 2023).
+
+This module is the numeric core behind the ``nfl``, ``fl-psomw`` and ``fl-bf``
+planners (:mod:`edgeslice.planners.fl`); see ``docs/fl-psomw.md``.
+
+**The space** (note *fl-space*).  The model is cut at its *cut points*
+(boundaries where exactly one tensor crosses, :func:`~edgeslice.planners.common.cut_points`)
+into *units*.  A solution is a sequence of
+
+- *whole* runs of units, each on one device (the IoT source or an edge
+  server): layer-wise partial offloading, as in NFL;
+- *fused blocks*: a run of at most ``max_block`` spatially cuttable units
+  turned into ``P`` parallel *paths* — equal row strips or an equal grid
+  from a small menu of layouts (:data:`LAYOUTS`) over the block's output map —
+  each path placed on a device and the paths processed in an order.
+
+Two blocks are always separated by at least one whole unit (adjacent runs
+would be one block), so a block reads its input from one device (``h_in``: the
+previous whole segment's, or the source for the model input) and delivers its
+output to one device (``h_out``: the next whole segment's, or the sink).  A
+block is the IoT device's partial offloading, so its input is on the device
+(``h_in`` = source, enforced by the planners; :meth:`FLSpace.dp` itself
+accepts any ``h_in``): spreading a block over several servers after the data
+has left the device would be model parallelism among servers, another method.
+
+**The time model** (note *fl-time*).  A Plan of this shape is a chain of
+stages that never overlap: a whole segment costs ``task overhead + Σ layer
+times`` plus the transfer of the one tensor crossing into it; a block costs
+the time from "input ready on ``h_in``" to "every path's output on
+``h_out``".  Inside a block, in the Program order the simulator and the
+runtime both follow: each path's input region (halo included) is uploaded
+``h_in → d`` over that link, one transfer at a time in path order; device
+``d`` computes its paths in path order as their inputs arrive; then each
+path's output goes ``d → h_out``, one at a time in path order, after every
+upload of the block on that link.  Different devices and links run in
+parallel, so the block time is the maximum over devices ``d`` of the finish
+time of ``d``'s *group* of paths: a flow shop upload → compute → download.
+:func:`block_time` computes it exactly as the simulator does (tested equal to
+``lower`` + ``simulate`` to 1e-9 relative on switched links without a
+bandwidth trace); with a bandwidth trace or a shared medium it is an
+approximation, and the planners always pick their final answer with the
+simulator.
+
+**Minimizing Waiting** (note *mw*).  Per group, the order of paths is chosen
+among Johnson orders: Johnson's rule is optimal for two machines (upload →
+compute when the output stays on that device; compute → download for the
+device that holds the input); for the three-machine case (upload → compute →
+download) the best of four Johnson orders (the pairs ``(a, b)``, ``(a, c)``,
+``(a+b, b+c)`` — Campbell–Dudek–Smith — and ``(a, b+c)``) is taken.
+Johnson's relative order of two jobs does not depend on the other jobs, so one
+global ranking per device restricted to any subset is the subset's Johnson
+order — which lets :func:`block_times` evaluate thousands of assignments at
+once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeslice.graph.layer import LayerGraph
+from edgeslice.plan.validate import spatial_ok
+from edgeslice.planners.common import crossing_bytes, cut_points
+from edgeslice.program import regions as R
+from edgeslice.program.lower import _extend, segment_envelope
+
+# Equal strips (rows, 1) and grids (rows, cols): the path layouts a block may take.
+LAYOUTS: tuple[tuple[int, int], ...] = ((2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1), (8, 1), (2, 2), (2, 3), (3, 3))
+
+
+def johnson(a, b) -> list[int]:
+    """Johnson's rule for the two-machine flow shop: jobs with ``a ≤ b`` by ``a`` ascending, then the rest by ``b`` descending.
+
+    Minimises the makespan of jobs that each take ``a[i]`` on machine 1 and
+    then ``b[i]`` on machine 2 (Johnson 1954).  Ties keep index order.
+
+    >>> johnson([3, 1, 4], [2, 5, 4])
+    [1, 2, 0]
+    """
+    n = len(a)
+    first = sorted((i for i in range(n) if a[i] <= b[i]), key=lambda i: (a[i], i))
+    second = sorted((i for i in range(n) if a[i] > b[i]), key=lambda i: (-b[i], i))
+    return first + second
+
+
+def flowshop_makespan(order, a, b, c=None, lag1: float = 0.0, lag2: float = 0.0, start2: float = 0.0) -> float:
+    """Makespan of jobs in ``order`` through machines 1 → 2 (→ 3), each machine one job at a time.
+
+    ``lag1`` delays a job between machines 1 and 2, ``lag2`` after machine 3
+    (a link's latency); machine 3 is free from ``start2`` on.
+    """
+    t1 = t2 = 0.0
+    t3 = start2
+    fin = 0.0
+    for i in order:
+        t1 += a[i]
+        t2 = max(t2, t1 + lag1) + b[i]
+        if c is None:
+            fin = max(fin, t2)
+        else:
+            t3 = max(t3, t2) + c[i]
+            fin = max(fin, t3 + lag2)
+    return fin
+
+
+@dataclass
+class BlockPaths:
+    """Per-path costs of one fused block in one layout (arrays over paths ``p`` and devices ``a, b``).
+
+    ``comp[p, d]``: task time of path ``p`` on device ``d`` (overhead included);
+    ``up[p, a, b]`` / ``down[p, a, b]``: serialisation time of its input /
+    output region from ``a`` to ``b`` (0 when ``a == b``); ``lat[a, b]``: link
+    latency.  ``tiles`` are the output ``(rows, cols)`` of each path.
+    """
+
+    i: int
+    j: int
+    layout: tuple[int, int]
+    tiles: tuple[tuple[tuple[int, int], tuple[int, int]], ...]
+    comp: np.ndarray
+    up: np.ndarray
+    down: np.ndarray
+    lat: np.ndarray
+    in_bytes: np.ndarray
+    out_bytes: np.ndarray
+    valid: bool = True
+
+    @property
+    def n(self) -> int:
+        return len(self.tiles)
+
+
+class FLSpace:
+    """The FL space of one (graph, cluster, cost): units, whole-unit costs, and block paths on demand.
+
+    Built once per planning call; block paths are computed lazily per
+    ``(end unit, layout)`` with one backward region sweep (see
+    :meth:`_sweep`) and memoised on the graph (geometry) and on this object
+    (costs).
+    """
+
+    def __init__(self, graph: LayerGraph, cluster, cost, *, layouts=LAYOUTS, max_block: int = 12):
+        self.graph, self.cluster, self.cost = graph, cluster, cost
+        self.layouts = tuple(tuple(x) for x in layouts)
+        self.max_block = int(max_block)
+        self.devs = cluster.devices
+        self.names = cluster.names
+        self.D = len(self.devs)
+        self.src = self.names.index(cluster.source)
+        self.sink = self.names.index(cluster.sink)
+        self.shared = cluster.medium == "shared"
+        L = len(graph.layers)
+        self.pts = [0] + cut_points(graph) + [L]
+        self.U = len(self.pts) - 1
+        self.unit_of_layer = np.zeros(L, dtype=np.int64)
+        for u in range(self.U):
+            self.unit_of_layer[self.pts[u]:self.pts[u + 1]] = u
+        self.ov = np.array([cost.task_time(graph, _NoSteps, d) for d in self.devs])
+        lt = np.array([[cost.layer_time(l, 1.0, d, graph.batch) for d in self.devs] for l in graph.layers])
+        self.T = np.array([lt[self.pts[u]:self.pts[u + 1]].sum(axis=0) for u in range(self.U)])
+        self.B = crossing_bytes(graph)[self.pts].astype(float)
+        self.ser1 = np.zeros((self.D, self.D))  # seconds per byte
+        self.lat = np.zeros((self.D, self.D))
+        for a in range(self.D):
+            for b in range(self.D):
+                if a != b:
+                    s, l = cost.transfer(1 << 20, self.names[a], self.names[b], 0.0)
+                    self.ser1[a, b], self.lat[a, b] = s / (1 << 20), l
+        # X[k, a, b]: seconds to move the tensor at boundary k from a to b (simulator's numbers)
+        self.X = np.zeros((self.U + 1, self.D, self.D))
+        for k in range(self.U + 1):
+            for a in range(self.D):
+                for b in range(self.D):
+                    if a != b:
+                        s, l = cost.transfer(int(self.B[k]), self.names[a], self.names[b], 0.0)
+                        self.X[k, a, b] = s + l
+        self.spatial = np.zeros(self.U, dtype=bool)
+        for u in range(self.U):
+            a, e = self.pts[u], self.pts[u + 1] - 1
+            self.spatial[u] = len(graph.layers[e].out_shape) == 3 and spatial_ok(graph, a, e)[0]
+        self.run_start = np.zeros(self.U, dtype=np.int64)
+        for u in range(self.U):
+            self.run_start[u] = self.run_start[u - 1] if u and self.spatial[u - 1] and self.spatial[u] else u
+        self._paths: dict = {}
+        self._sweeps: dict = {}
+        self._aff: dict = {}
+        self._lists = None
+        self._blocks = None
+        self.blocks()
+
+    # ---- candidate blocks ---------------------------------------------------------------
+    def fits(self, j: int, layout: tuple[int, int]) -> bool:
+        """Whether ``layout`` tiles the output map of unit ``j - 1`` (every tile at least one element)."""
+        _, h, w = self.graph.layers[self.pts[j] - 1].out_shape
+        return layout[0] <= h and layout[1] <= w
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """Every candidate block ``(i, j)``: units ``i..j-1``, spatial, at most ``max_block`` units, some layout fits.
+
+        Whether a layout is *usable* there (:meth:`usable`) is checked when it is used.
+        """
+        if self._blocks is None:
+            out = []
+            for j in range(1, self.U + 1):
+                if self.spatial[j - 1] and any(self.fits(j, lay) for lay in self.layouts):
+                    out += [(i, j) for i in range(self.first_start(j), j)]
+            self._blocks = out
+            self.block_set = frozenset(out)
+        return self._blocks
+
+    # ---- block paths ---------------------------------------------------------------------
+    def first_start(self, j: int) -> int:
+        """The first unit a block ending at unit ``j`` may start at."""
+        return max(int(self.run_start[j - 1]), j - self.max_block)
+
+    def tiles(self, j: int, layout: tuple[int, int]):
+        _, h, w = self.graph.layers[self.pts[j] - 1].out_shape
+        n, m = layout
+        rb = [h * r // n for r in range(n + 1)]
+        cb = [w * c // m for c in range(m + 1)]
+        return tuple(((rb[r], rb[r + 1]), (cb[c], cb[c + 1])) for r in range(n) for c in range(m))
+
+    def _sweep(self, j: int, tile):
+        """Backward region sweep of one output tile from unit ``j - 1`` to the start of its spatial run.
+
+        Mirrors :func:`edgeslice.program.lower.analyse_part` layer by layer,
+        so that for *every* block start ``i`` in the run the computed regions
+        of layers ``pts[i]..`` and the input region at boundary ``pts[i]`` are
+        exactly what lowering the block ``[pts[i], pts[j])`` gives (tested).
+        Returns (region fraction per layer — 0 outside, input volume per
+        boundary, output volume).  The sweep starts no further back than the
+        longest block ending at ``j`` (``max_block`` units).
+        """
+        g = self.graph
+        i0 = self.first_start(j)
+        a = self.pts[i0]
+        e = self.pts[j] - 1
+        key = ("fl-sweep", a, e, tile)
+        hit = g.memo.get(key)
+        if hit is not None:
+            return hit
+        env = segment_envelope(g, a, e)
+        layers = g.layers[a:e + 1]
+        inside = {l.name for l in layers}
+        last = g.layers[e]
+        req = {last.name: ((0, last.out_shape[0]),) + tuple(tile)}
+        frac = np.zeros(len(g.layers))
+        pre: dict[str, R.Region] = {}
+        external: dict[str, R.Region] = {}
+        for l in reversed(layers):
+            r = req.get(l.name)
+            if r is None:
+                continue
+            pre[l.name] = r
+            if l.name in env:
+                r = _extend(r, env[l.name], l.out_shape)
+            comp, ins = R.backward(l, r)
+            if comp != r:
+                _, ins = R.backward(l, comp)
+            tot = 1
+            for s in l.out_shape:
+                tot *= s
+            frac[g.index(l.name)] = R.volume(comp) / tot
+            for src, ir in zip(l.inputs, ins):
+                if ir is None:
+                    continue
+                if src in inside:
+                    req[src] = R.hull(req.get(src), ir)
+                else:
+                    external[src] = R.hull(external.get(src), ir)
+        invol = np.zeros(self.U + 1)
+        inreg: dict[int, tuple] = {}
+        for i in range(i0, j):
+            if i == i0:
+                inreg[i] = tuple(sorted(external.items()))
+                invol[i] = float(sum(R.volume(x) for x in external.values()))
+            else:
+                r = pre[g.layers[self.pts[i] - 1].name]
+                inreg[i] = ((g.layers[self.pts[i] - 1].name, r),)
+                invol[i] = float(R.volume(r))
+        out = (frac, invol, R.volume(req[last.name]), inreg)
+        g.memo[key] = out
+        return out
+
+    def _layer_costs(self, j: int, layout):
+        """Per-path arrays for every block ending at unit ``j``: prefix sums of layer times per device, input volumes."""
+        key = (j, layout)
+        hit = self._sweeps.get(key)
+        if hit is not None:
+            return hit
+        g, cost = self.graph, self.cost
+        tiles = self.tiles(j, layout)
+        P = len(tiles)
+        a = self.pts[self.first_start(j)]
+        e = self.pts[j] - 1
+        fr = np.zeros((P, e - a + 1))
+        invol = np.zeros((P, self.U + 1))
+        outvol = np.zeros(P)
+        regs = []
+        for p, tile in enumerate(tiles):
+            frac, iv, ov, inreg = self._sweep(j, tile)
+            invol[p] = iv
+            outvol[p] = ov
+            fr[p] = frac[a:e + 1]
+            regs.append(inreg)
+        # a block start where two paths read the very same input region is left out: lowering sends such a
+        # region once per device, not once per path (an upsampling layer, or tiles whose receptive fields
+        # cover the whole map), which the per-path time model would overcharge
+        dup = {i for i in range(self.first_start(j), j) if len({r[i] for r in regs}) < P}
+        times = np.zeros((P, e - a + 1, self.D))
+        for x, li in enumerate(range(a, e + 1)):
+            aff = self._affine(li)
+            if aff is not None:
+                times[:, x, :] = aff[0][None, :] + fr[:, x, None] * aff[1][None, :]
+            else:
+                l = g.layers[li]
+                times[:, x, :] = [[cost.layer_time(l, fr[p, x], d, g.batch) for d in self.devs] for p in range(P)]
+        pref = np.concatenate([np.zeros((P, 1, self.D)), np.cumsum(times, axis=1)], axis=1)
+        hit = self._sweeps[key] = (tiles, a, pref, invol, outvol, dup)
+        return hit
+
+    def _affine(self, li: int):
+        """``(t0, t1)`` per device with ``layer_time(f) = t0 + f·t1`` when the cost model is affine in the fraction, else None.
+
+        The analytic model is (overhead + work × fraction ÷ rate); a profiled
+        one need not be, so affinity is checked at three fractions.
+        """
+        hit = self._aff.get(li, 0)
+        if hit != 0:
+            return hit
+        g, cost = self.graph, self.cost
+        l = g.layers[li]
+        t0 = np.array([cost.layer_time(l, 0.0, d, g.batch) for d in self.devs])
+        t1 = np.array([cost.layer_time(l, 1.0, d, g.batch) for d in self.devs]) - t0
+        th = np.array([cost.layer_time(l, 0.37, d, g.batch) for d in self.devs])
+        ok = np.allclose(t0 + 0.37 * t1, th, rtol=1e-12, atol=0.0)
+        self._aff[li] = (t0, t1) if ok else None
+        return self._aff[li]
+
+    def paths(self, i: int, j: int, layout) -> BlockPaths:
+        """Costs of block ``(i, j)`` cut into ``layout`` (memoised)."""
+        key = (i, j, tuple(layout))
+        bp = self._paths.get(key)
+        if bp is not None:
+            return bp
+        tiles, a, pref, invol, outvol, dup = self._layer_costs(j, tuple(layout))
+        unit = self.graph.batch * self.graph.itemsize
+        comp = pref[:, -1, :] - pref[:, self.pts[i] - a, :] + self.ov[None, :]
+        inb = invol[:, i] * unit
+        outb = outvol * unit
+        up = inb[:, None, None] * self.ser1[None, :, :]
+        down = outb[:, None, None] * self.ser1[None, :, :]
+        bp = self._paths[key] = BlockPaths(i, j, tuple(layout), tiles, comp, up, down, self.lat, inb, outb, i not in dup)
+        return bp
+
+    def usable(self, i: int, j: int, layout) -> bool:
+        """Whether block ``(i, j)`` may take ``layout``: it fits the output map and no two paths read the same input region."""
+        return self.fits(j, layout) and self.paths(i, j, layout).valid
+
+    # ---- chain DP over units with blocks -------------------------------------------------
+    def dp(self, blocks: dict, forced=None):
+        """Best time over whole-unit placements given block options; returns (time, choice list).
+
+        ``blocks[(i, j)]`` is a ``D × D`` array ``t[h_in, h_out]`` of block
+        times (``inf`` where impossible) or None; ``forced`` (booleans per unit)
+        marks units that may only be inside a block.  States: ``W[k, d]`` — the
+        tensor at boundary ``k`` made by an open whole segment on ``d``;
+        ``G[k, d]`` — delivered by a block to ``d``, whose next whole unit must
+        run there.  Returns the choices as ``("whole", u, d)`` and
+        ``("block", i, j, h_in, h_out)`` in unit order.
+        """
+        U, D = self.U, self.D
+        inf = float("inf")
+        if self._lists is None:  # plain lists: D is 2 or 3, where numpy's per-call cost dominates
+            XO = [[[(0.0 if a == b else float(self.X[k, a, b] + self.ov[b])) for b in range(D)] for a in range(D)]
+                  for k in range(U + 1)]
+            self._lists = (XO, self.T.tolist(), self.ov.tolist(), self.X.tolist())
+        XO, T, ov, X = self._lists
+        W = [[inf] * D for _ in range(U + 1)]
+        G = [[inf] * D for _ in range(U + 1)]
+        bw = [[-1] * D for _ in range(U + 1)]  # back pointer for W: previous device, -2 = from G, -3 = start
+        ends: dict[int, list] = {}
+        for (i, j), t in blocks.items():
+            if t is not None:
+                ends.setdefault(j, []).append((i, np.asarray(t).tolist()))
+        bg: dict[tuple[int, int], tuple[int, int, int]] = {}
+        src = self.src
+        for k in range(U + 1):
+            for i, t in ends.get(k, ()):  # blocks ending at k
+                Gk = G[k]
+                for ho in range(D):
+                    if i == 0:
+                        v, hi = t[src][ho], src
+                    else:
+                        Wi = W[i]
+                        v, hi = inf, -1
+                        for h in range(D):
+                            c = Wi[h] + t[h][ho]
+                            if c < v:
+                                v, hi = c, h
+                    if v < Gk[ho]:
+                        Gk[ho] = v
+                        bg[(k, ho)] = (i, hi, k)
+            if k == U:
+                break
+            if forced is not None and forced[k]:
+                continue
+            Tk = T[k]
+            if k == 0:
+                for e in range(D):
+                    W[1][e] = X[0][src][e] + ov[e] + Tk[e]
+                    bw[1][e] = -3
+                continue
+            Wk, Gk, XOk, Wn, bn = W[k], G[k], XO[k], W[k + 1], bw[k + 1]
+            for e in range(D):
+                v, pv = inf, -1
+                for d in range(D):
+                    c = Wk[d] + XOk[d][e]
+                    if c < v:
+                        v, pv = c, d
+                fg = Gk[e] + ov[e]
+                if fg < v:
+                    v, pv = fg, -2
+                Wn[e] = v + Tk[e]
+                bn[e] = pv
+        finalw = [W[U][d] + X[U][d][self.sink] for d in range(D)]
+        dw = min(range(D), key=lambda d: (finalw[d], d))
+        best = finalw[dw]
+        state = ("W", dw)
+        if G[U][self.sink] < best:
+            best = G[U][self.sink]
+            state = ("G", self.sink)
+        if not best < inf:
+            return inf, []
+        choices = []
+        k = U
+        while k > 0:
+            kind, d = state
+            if kind == "G":
+                i, hin, _ = bg[(k, d)]
+                choices.append(("block", i, k, hin, d))
+                k = i
+                state = ("W", hin) if i > 0 else ("S", src)
+                continue
+            choices.append(("whole", k - 1, d))
+            p = bw[k][d]
+            k -= 1
+            if p == -3:
+                state = ("S", src)
+            elif p == -2:
+                state = ("G", d)
+            else:
+                state = ("W", p)
+        choices.reverse()
+        return float(best), choices
+
+
+class _NoStepsTask:
+    steps = ()
+
+
+_NoSteps = _NoStepsTask()
+
+
+# ---- block time --------------------------------------------------------------------------
+
+def _group_variants(bp: BlockPaths, g: int, h_in: int, h_out: int) -> list[list[int]]:
+    """Global Johnson rankings of all paths for group ``g`` (restrict to the group's paths)."""
+    P = bp.n
+    a = bp.up[:, h_in, g] if g != h_in else None
+    b = bp.comp[:, g]
+    c = bp.down[:, g, h_out] if g != h_out else None
+    if a is None and c is None:
+        return [list(range(P))]
+    if a is None:
+        return [johnson(b, c)]
+    if c is None:
+        return [johnson(a, b)]
+    cands = [johnson(a, b), johnson(a, c), johnson(a + b, b + c), johnson(a, b + c)]
+    out = []
+    for o in cands:
+        if o not in out:
+            out.append(o)
+    return out
+
+
+def group_finish(bp: BlockPaths, members, g: int, h_in: int, h_out: int, order, start2: float = 0.0) -> float:
+    """Finish time (outputs on ``h_out``) of the paths ``members`` on device ``g`` processed in ``order``."""
+    seq = [p for p in order if p in members]
+    if not seq:
+        return 0.0
+    a = bp.up[:, h_in, g] if g != h_in else np.zeros(bp.n)
+    lag1 = bp.lat[h_in, g] if g != h_in else 0.0
+    c = bp.down[:, g, h_out] if g != h_out else None
+    return flowshop_makespan(seq, a, bp.comp[:, g], c, lag1, bp.lat[g, h_out] if c is not None else 0.0, start2)
+
+
+def block_time(bp: BlockPaths, assign, h_in: int, h_out: int, *, shared: bool = False) -> tuple[float, list[int]]:
+    """Block time and path order (Minimizing Waiting) for one assignment of paths to devices.
+
+    On switched links each device's group is ordered by the best of its
+    Johnson orders (note *mw*) and the block ends when the slowest group's
+    outputs are on ``h_out``.  On a shared medium every transfer uses one
+    channel: the groups' orders are concatenated and the block is simulated
+    as one list schedule (:func:`simulate_block`).
+    """
+    assign = list(assign)
+    groups: dict[int, set] = {}
+    for p, d in enumerate(assign):
+        groups.setdefault(int(d), set()).add(p)
+    orders = []
+    worst = 0.0
+    ups_to_out = sum(bp.up[p, h_in, h_out] for p in groups.get(h_out, ())) if h_out != h_in else 0.0
+    for g in sorted(groups):
+        start2 = ups_to_out if (g == h_in and h_out != h_in) else 0.0
+        best = None
+        for o in _group_variants(bp, g, h_in, h_out):
+            f = group_finish(bp, groups[g], g, h_in, h_out, o, start2)
+            if best is None or f < best[0]:
+                best = (f, [p for p in o if p in groups[g]])
+        worst = max(worst, best[0])
+        orders.append(best[1])
+    order = [p for o in orders for p in o]
+    if shared:
+        return simulate_block(bp, assign, order, h_in, h_out, shared=True), order
+    return worst, order
+
+
+def simulate_block(bp: BlockPaths, assign, order, h_in: int, h_out: int, *, shared: bool = False) -> float:
+    """Block time by list scheduling in Program order (uploads and computes by part, then outputs by part).
+
+    The reference the fast evaluators are tested against; it is what
+    ``_simulate_one`` does on the block's tasks.
+    """
+    free: dict = {}
+    ready = {}
+
+    def link(x, y):
+        return "medium" if shared else (x, y)
+
+    for p in order:
+        d = int(assign[p])
+        arr = 0.0
+        if d != h_in:
+            k = link(h_in, d)
+            s = free.get(k, 0.0)
+            free[k] = s + bp.up[p, h_in, d]
+            arr = free[k] + bp.lat[h_in, d]
+        st = max(free.get(("dev", d), 0.0), arr)
+        free[("dev", d)] = ready[p] = st + bp.comp[p, d]
+    fin = 0.0
+    for p in order:
+        d = int(assign[p])
+        if d == h_out:
+            fin = max(fin, ready[p])
+            continue
+        k = link(d, h_out)
+        s = max(ready[p], free.get(k, 0.0))
+        free[k] = s + bp.down[p, d, h_out]
+        fin = max(fin, free[k] + bp.lat[d, h_out])
+    return fin
+
+
+def block_times(bp: BlockPaths, A: np.ndarray, h_in: int, h_out: int) -> np.ndarray:
+    """:func:`block_time` for every row of ``A`` (assignments, ``N × P``) at once, switched links."""
+    A = np.asarray(A)
+    N, P = A.shape
+    D = bp.comp.shape[1]
+    worst = np.zeros(N)
+    if h_out != h_in:
+        ups_to_out = ((A == h_out) * bp.up[None, :, h_in, h_out]).sum(axis=1)
+    for g in range(D):
+        M = A == g
+        if not M.any():
+            continue
+        start2 = ups_to_out if (g == h_in and h_out != h_in) else np.zeros(N)
+        best = None
+        a = bp.up[:, h_in, g]
+        b = bp.comp[:, g]
+        c = bp.down[:, g, h_out]
+        lag1 = bp.lat[h_in, g] if g != h_in else 0.0
+        lag2 = bp.lat[g, h_out] if g != h_out else 0.0
+        for o in _group_variants(bp, g, h_in, h_out):
+            t1 = np.zeros(N)
+            t2 = np.zeros(N)
+            t3 = start2.copy()
+            fin = np.zeros(N)
+            for p in o:
+                m = M[:, p]
+                if g != h_in:
+                    n1 = t1 + a[p]
+                    t1 = np.where(m, n1, t1)
+                    arr = n1 + lag1
+                    n2 = np.maximum(t2, arr) + b[p]
+                else:
+                    n2 = t2 + b[p]
+                t2 = np.where(m, n2, t2)
+                if g != h_out:
+                    n3 = np.maximum(t3, n2) + c[p]
+                    t3 = np.where(m, n3, t3)
+                    fin = np.where(m, np.maximum(fin, n3 + lag2), fin)
+                else:
+                    fin = np.where(m, np.maximum(fin, n2), fin)
+            best = fin if best is None else np.minimum(best, fin)
+        worst = np.maximum(worst, best)
+    return worst
+
+
+def symmetry_classes(bp: BlockPaths) -> list[list[int]]:
+    """Paths with identical costs everywhere (compute on every device, every transfer), in index order.
+
+    Swapping two such paths changes nothing in any schedule, so an exact
+    search only needs how many paths of each class go to each device.
+    """
+    classes: dict[bytes, list[int]] = {}
+    for p in range(bp.n):
+        key = np.concatenate([bp.comp[p].ravel(), bp.up[p].ravel(), bp.down[p].ravel()]).tobytes()
+        classes.setdefault(key, []).append(p)
+    return list(classes.values())
+
+
+def _compositions(n: int, k: int):
+    """Every way to write ``n`` as ``k`` non-negative integers, in lexicographic order."""
+    if k == 1:
+        yield (n,)
+        return
+    for x in range(n, -1, -1):
+        for rest in _compositions(n - x, k - 1):
+            yield (x,) + rest
+
+
+def class_assignments(classes: list[list[int]], P: int, D: int) -> np.ndarray:
+    """One representative assignment per multiset of (class, device) counts (rows of an ``N × P`` array)."""
+    per_class = []
+    for members in classes:
+        opts = []
+        for comp in _compositions(len(members), D):
+            row = []
+            for d, cnt in enumerate(comp):
+                row += [d] * cnt
+            opts.append(row)
+        per_class.append((members, opts))
+    rows = [np.zeros(P, dtype=np.int64)]
+    for members, opts in per_class:
+        new = []
+        for r in rows:
+            for o in opts:
+                r2 = r.copy()
+                r2[members] = o
+                new.append(r2)
+        rows = new
+    return np.array(rows, dtype=np.int64)
+
+
+def all_assignments(P: int, D: int) -> np.ndarray:
+    """Every assignment of ``P`` paths to ``D`` devices (``D ** P`` rows)."""
+    return np.array(np.unravel_index(np.arange(D ** P), (D,) * P), dtype=np.int64).T
+
+
+def best_assignment(bp: BlockPaths, h_in: int, h_out: int, *, exhaustive: bool = True) -> tuple[float, tuple[int, ...]]:
+    """The optimal assignment of the block's paths (with MW order) for ``(h_in, h_out)``.
+
+    ``exhaustive`` tries all ``D ** P``; otherwise one per symmetry class count
+    (:func:`symmetry_classes`) — the same optimum, far fewer candidates.
+    """
+    D = bp.comp.shape[1]
+    A = all_assignments(bp.n, D) if exhaustive else class_assignments(symmetry_classes(bp), bp.n, D)
+    t = block_times(bp, A, h_in, h_out)
+    k = int(np.argmin(t))
+    return float(t[k]), tuple(int(x) for x in A[k])
+
+
+__all__ = ["LAYOUTS", "FLSpace", "BlockPaths", "johnson", "flowshop_makespan", "block_time", "block_times",
+           "simulate_block", "best_assignment", "symmetry_classes", "class_assignments", "all_assignments"]
