@@ -255,20 +255,8 @@ class FLSpace:
             pre[l.name] = r
             if l.name in env:
                 r = _extend(r, env[l.name], l.out_shape)
-            comp, ins = R.backward(l, r)
-            if comp != r:
-                _, ins = R.backward(l, comp)
-            tot = 1
-            for s in l.out_shape:
-                tot *= s
-            frac[g.index(l.name)] = R.volume(comp) / tot
-            for src, ir in zip(l.inputs, ins):
-                if ir is None:
-                    continue
-                if src in inside:
-                    req[src] = R.hull(req.get(src), ir)
-                else:
-                    external[src] = R.hull(external.get(src), ir)
+            comp = R.pull(l, r, inside, req, external)
+            frac[g.index(l.name)] = R.volume(comp) / R.volume(R.full(l.out_shape))
         invol = np.zeros(self.U + 1)
         inreg: dict[int, tuple] = {}
         for i in range(i0, j):

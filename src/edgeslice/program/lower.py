@@ -98,19 +98,11 @@ def _analyse_part(graph, first, last, requests, partial, envelope):
         if envelope is not None and l.name in envelope:
             r = _extend(r, envelope[l.name], l.out_shape)
         if partial is not None:
-            comp, ins = R.full(l.out_shape), ((partial,),)
+            comp = R.full(l.out_shape)
+            R.route(l, ((partial,),), inside, req, external)
         else:
-            comp, ins = R.backward(l, r)
-            if comp != r:  # widened (whole groups): read what the widened region needs
-                _, ins = R.backward(l, comp)
+            comp = R.pull(l, r, inside, req, external)  # widened (whole groups) where it must be
         computed[l.name] = comp
-        for src, ir in zip(l.inputs, ins):
-            if ir is None:
-                continue
-            if src in inside:
-                req[src] = R.hull(req.get(src), ir)
-            else:
-                external[src] = R.hull(external.get(src), ir)
     steps = tuple(Step(l.name, computed[l.name], partial) for l in layers if l.name in computed)
     ext = {k: external[k] for k in graph.inputs_of(first, last) if k in external}
     return steps, ext

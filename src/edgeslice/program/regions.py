@@ -188,6 +188,30 @@ def backward(layer: Layer, out: Region) -> tuple[Region, tuple[Region | None, ..
     raise ValueError(f"layer {layer.name!r}: no region rule for kind {k!r}")
 
 
+def route(layer: Layer, ins, inside, req: dict, external: dict) -> None:
+    """Hull what ``layer`` reads (``ins``, one region per input) into ``req`` (producers in ``inside``) or ``external``."""
+    for src, ir in zip(layer.inputs, ins):
+        if ir is None:
+            continue
+        if src in inside:
+            req[src] = hull(req.get(src), ir)
+        else:
+            external[src] = hull(external.get(src), ir)
+
+
+def pull(layer: Layer, out: Region, inside, req: dict, external: dict) -> Region:
+    """Back-propagate ``out`` through ``layer`` inside a block; return the region it must compute.
+
+    That region may be wider than ``out`` (whole groups); the inputs are then what the
+    widened region reads, routed with :func:`route`.
+    """
+    comp, ins = backward(layer, out)
+    if comp != out:
+        _, ins = backward(layer, comp)
+    route(layer, ins, inside, req, external)
+    return comp
+
+
 def flops(layer: Layer, computed: Region, batch: int, inputs: Range | None = None) -> int:
     """FLOPs of computing ``computed`` of ``layer`` (torch's counting: conv and matmul only).
 
