@@ -57,7 +57,7 @@ def run_instance(graph, cluster, *, bf_limit: float, exact: bool, swarm: int, it
     from edgeslice.cost import ClusterCost
     from edgeslice.planners import make_plan
     from edgeslice.planners.common import evaluate
-    from edgeslice.planners.fl import _space, exact_solve, psomw_solve
+    from edgeslice.planners.fl import _space, dpls_solve, exact_solve, psomw_solve
 
     cost = ClusterCost(cluster)
     row: dict = {"model": graph.spec, "input": list(graph.input_shape), "bandwidth_mbps": cluster.default_link.bandwidth_mbps,
@@ -77,6 +77,10 @@ def run_instance(graph, cluster, *, bf_limit: float, exact: bool, swarm: int, it
     row["psomw_evaluations"] = res.evaluations
     row["psomw_blocks"] = [[s.first, s.last, len(s.parts), sorted({p.device for p in s.parts})]
                            for s in res.plan.segments if s.cut == "spatial"]
+    t0 = time.perf_counter()
+    res = dpls_solve(_space(graph, cluster, cost))
+    row["planning_s"]["fl-dpls"] = time.perf_counter() - t0
+    row["latency_s"]["fl-dpls"] = evaluate(res.plan, graph, cluster, cost)
     space = _space(graph, cluster, cost)
     work = _bf_work(space)
     row["bf_work"] = work
@@ -95,7 +99,6 @@ def run_instance(graph, cluster, *, bf_limit: float, exact: bool, swarm: int, it
 
 def summarise(rows: list[dict]) -> dict:
     lat = [r["latency_s"] for r in rows]
-    ps = [l["fl-psomw"] for l in lat]
     bf = [(l["fl-psomw"], l["fl-bf"]) for l in lat if "fl-bf" in l]
     ex = [(l["fl-psomw"], l["fl-dp"]) for l in lat if "fl-dp" in l]
     gaps_bf = [(p / b - 1) * 100 for p, b in bf]
@@ -118,7 +121,14 @@ def summarise(rows: list[dict]) -> dict:
         "psomw_planning_time_s": statistics.median(r["planning_s"]["fl-psomw"] for r in rows),
         "psomw_planning_time_max_s": max(r["planning_s"]["fl-psomw"] for r in rows),
     }
-    for m in ("fl-bf", "fl-dp", "nfl", "neurosurgeon"):
+    # fl-dpls: the same space without the swarm (count-family structure DP + the local search)
+    ds = [(l["fl-dpls"], l["fl-bf"]) for l in lat if "fl-bf" in l]
+    out["dpls_mean_gap_to_bf_pct"] = statistics.fmean((p / b - 1) * 100 for p, b in ds) if ds else None
+    out["dpls_max_gap_to_bf_pct"] = max((p / b - 1) * 100 for p, b in ds) if ds else None
+    out["dpls_mean_speedup_vs_nfl"] = statistics.fmean(l["nfl"] / l["fl-dpls"] for l in lat)
+    out["dpls_worst_ratio_vs_nfl"] = max(l["fl-dpls"] / l["nfl"] for l in lat)
+    out["dpls_vs_psomw_mean_ratio"] = statistics.fmean(l["fl-dpls"] / l["fl-psomw"] for l in lat)
+    for m in ("fl-bf", "fl-dp", "fl-dpls", "nfl", "neurosurgeon"):
         ts = [r["planning_s"][m] for r in rows if m in r["planning_s"]]
         if ts:
             out[f"{m}_planning_time_s"] = statistics.median(ts)
@@ -188,7 +198,7 @@ def draw_chart(rows: list[dict], path: str) -> None:
 
     models = list(dict.fromkeys(r["model"] for r in rows))
     ratio = sorted({r["ratio"] for r in rows})[len({r["ratio"] for r in rows}) // 2]
-    methods = ("local", "edge", "neurosurgeon", "nfl", "fl-psomw", "fl-bf")
+    methods = ("local", "edge", "neurosurgeon", "nfl", "fl-dpls", "fl-psomw", "fl-bf")
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False)
     for ax, m in zip(axes[0], models):
         sel = sorted((r for r in rows if r["model"] == m and r["servers"] == 1 and r["ratio"] == ratio),
@@ -197,7 +207,7 @@ def draw_chart(rows: list[dict], path: str) -> None:
             pts = [(r["bandwidth_mbps"], r["latency_s"][meth] * 1e3) for r in sel if meth in r["latency_s"]]
             if pts:
                 ax.plot(*zip(*pts), marker="o", ms=3, label=meth, lw=2.2 if meth == "fl-psomw" else 1.2,
-                        ls="--" if meth == "fl-bf" else "-")
+                        ls="--" if meth == "fl-bf" else ":" if meth == "fl-dpls" else "-")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"{m} (edge {ratio:g}x device)")

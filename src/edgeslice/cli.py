@@ -351,10 +351,10 @@ def _bench_fl(args) -> int:
     chart = args.chart or ("benchmarks/fl_bandwidth_quick.png" if args.quick else "benchmarks/fl_bandwidth.png")
     Path(chart).parent.mkdir(parents=True, exist_ok=True)
 
-    def progress(r):
-        if not args.json:
-            lat = "  ".join(f"{k} {v * 1e3:.1f}" for k, v in r["latency_s"].items())
-            print(f"{r['model']} {r['bandwidth_mbps']:g} Mbit/s ratio {r['ratio']:g} servers {r['servers']}: {lat} ms", flush=True)
+    def progress(r):  # one line per instance; on stderr with --json, so stdout stays one JSON document
+        lat = "  ".join(f"{k} {v * 1e3:.1f}" for k, v in r["latency_s"].items())
+        print(f"{r['model']} {r['bandwidth_mbps']:g} Mbit/s ratio {r['ratio']:g} servers {r['servers']}: {lat} ms", flush=True,
+              file=sys.stderr if args.json else sys.stdout)
 
     res = bench_fl(quick=args.quick, models=models, bf_limit=args.bf_limit, chart=chart, progress=progress)
     if args.json:

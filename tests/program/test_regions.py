@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -176,3 +177,64 @@ def test_grouped_channel_cut_counts_whole_groups():
     # part 0 computes channels 0..4 (groups 0,1), part 1 channels 2..8 (groups 1..3): one group twice
     assert prog.flops == g.flops + 2 * per_channel
     assert check_plan(plan, graph=g, gm=gm)["ok"]
+
+
+# ---- backward_boxes: many whole-channel requests at once -----------------------------------------
+
+def _odd_layers_graph():
+    """Layers whose windows take backward's rare paths: dilation, a window wholly in the padding, ceil mode,
+    adaptive pooling, broadcasting, pixel-unshuffle."""
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 4, 3, padding=2, dilation=2)
+            self.b = nn.Conv2d(4, 4, 3, stride=3, padding=3)  # its first window lies wholly in the padding
+            self.p = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+            self.q = nn.AdaptiveAvgPool2d((6, 4))
+            self.s = nn.Conv2d(4, 1, 1)
+            self.r = nn.AdaptiveAvgPool2d((1, 4))
+            self.u = nn.PixelUnshuffle(2)
+
+        def forward(self, x):
+            y = self.p(self.b(self.a(x)))
+            y = self.q(y)
+            y = y * torch.sigmoid(self.r(self.s(y)))  # (1, 4) broadcast over the rows
+            return self.u(torch.cat([y, y], 1))
+
+    return trace_module(M(), (3, 23, 17), spec="odd")[0]
+
+
+@pytest.mark.parametrize("spec,shape", [("yolov2", (3, 64, 64)), ("mobilenet_v2", (3, 48, 40)), ("resnet50", (3, 40, 56)),
+                                        ("googlenet", (3, 64, 64)), ("odd", None)])
+def test_backward_boxes_equals_backward_layer_by_layer(traced, spec, shape):
+    """Every spatially local layer, random whole-channel boxes: the vectorised rule gives backward's input regions."""
+    g = _odd_layers_graph() if spec == "odd" else traced(spec, shape)[0]
+    rng = random.Random(1)
+    checked = 0
+    for l in g.layers:
+        if not l.spatial:
+            continue
+        C, H, W = l.out_shape
+        # one-row boxes at and next to the borders (where clipping, dilation gaps and all-padding windows bite), and random ones
+        boxes = [[h, h + 1, w, w + 1] for h, w in ((0, 0), (min(1, H - 1), min(1, W - 1)), (H - 1, W - 1),
+                                                   (max(0, H - 2), max(0, W - 2)))]
+        for _ in range(6):
+            h0, w0 = rng.randrange(H), rng.randrange(W)
+            boxes.append([h0, rng.randint(h0 + 1, H), w0, rng.randint(w0 + 1, W)])
+        got = R.backward_boxes(l, np.array(boxes))
+        for n, (h0, h1, w0, w1) in enumerate(boxes):
+            comp, ins = R.backward(l, ((0, C), (h0, h1), (w0, w1)))
+            assert comp[1:] == ((h0, h1), (w0, w1)), l.name
+            for shp, want, arr in zip(l.in_shapes, ins, got):
+                assert want[0] == (0, shp[0]), l.name  # whole channels in, whole channels out
+                assert tuple(map(tuple, arr[n].reshape(2, 2).tolist())) == want[1:], (l.name, boxes[n])
+        checked += 1
+    assert checked > 5
+
+
+def test_backward_boxes_refuses_a_non_local_layer(traced):
+    g, _ = traced("alexnet", (3, 64, 64))
+    lin = next(l for l in g.layers if l.kind == "linear")
+    with pytest.raises(ValueError, match="not spatially local"):
+        R.backward_boxes(lin, np.array([[0, 1, 0, 1]]))

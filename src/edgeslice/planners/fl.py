@@ -1,4 +1,4 @@
-"""FL + PSOMW (Zhou et al., TPDS 2023) and its baselines: ``nfl``, ``fl-psomw``, ``fl-bf``, ``fl-dp``.
+"""FL + PSOMW (Zhou et al., TPDS 2023) and its baselines: ``nfl``, ``fl-psomw``, ``fl-dpls``, ``fl-bf``, ``fl-dp``.
 
 An IoT device (the cluster's source) runs a CNN with help from edge servers
 (every other device).  Fused-layer (FL) conversion turns a run of layers into
@@ -17,15 +17,23 @@ Waiting are described in :mod:`edgeslice.planners.fl_model` (notes
     each block's layout) and the path offloading decisions; every particle is
     repaired to a valid solution and completed by Minimizing Waiting (path
     order) and by the optimal placement of the whole units around its blocks
-    (a chain DP).  The swarm is seeded with the NFL solution and the final
-    answer is the better (simulated) of the swarm's and NFL's, so it is never
-    worse than ``nfl``.  Options: ``swarm``, ``iterations``, ``seed``,
-    ``max_block``, ``patience``.
+    (a chain DP).  The best particles, the NFL solution and the solution of a
+    chain DP over every block with *count-family* offloading
+    (:func:`count_seed`) are then improved by a local search; the final
+    answer is the better (simulated) of that and NFL's, so it is never worse
+    than ``nfl``.  Options: ``swarm``, ``iterations``, ``seed``,
+    ``max_block``, ``patience``, ``polish``.
+``fl-dpls``
+    the same without the swarm: :func:`count_seed`'s solution and NFL's,
+    improved by the same local search.  Deterministic; on the benchmark sweep
+    as good as ``fl-psomw`` on every brute-forced instance, in about 60% of
+    its time.
 ``fl-bf``
     exact over the same space: a DP over fused-block boundaries whose block
     costs come from trying *every* assignment of paths to devices (``D ** P``
-    per block, layout and ``(h_in, h_out)``), refusing above ``limit``
-    assignment evaluations.
+    per block, layout and ``(h_in, h_out)``; blocks of one layout are
+    evaluated together, :func:`~edgeslice.planners.fl_model.block_times_many`),
+    refusing above ``limit`` assignment evaluations.
 :func:`plan_fl_dp` (not registered)
     the same optimum with paths of identical costs treated as interchangeable
     (:func:`~edgeslice.planners.fl_model.symmetry_classes`), enumerating only
@@ -61,8 +69,8 @@ from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.plan import Part, Plan, Segment
 from edgeslice.planners import register
 from edgeslice.planners.common import evaluate, make
-from edgeslice.planners.fl_model import (LAYOUTS, FLSpace, all_assignments, best_assignment, block_time, block_times,
-                                         class_assignments, symmetry_classes)
+from edgeslice.planners.fl_model import (LAYOUTS, FLSpace, _compositions, all_assignments, best_assignment, block_time,
+                                         block_times_many, class_assignments, symmetry_classes)
 
 
 @dataclass
@@ -181,20 +189,36 @@ def exact_solve(space: FLSpace, *, exhaustive: bool, limit: float | None = None,
     tables: dict = {}
     payload: dict = {}
     evals = 0
+    src = space.src  # note fl-space: a block is the IoT device offloading, its input is on the device
+    by_lay: dict = {}
     for (i, j, lay) in cand:
         bp = space.paths(i, j, lay)
-        if not bp.valid:
-            continue
-        A = all_assignments(bp.n, D) if exhaustive else class_assignments(symmetry_classes(bp), bp.n, D)
-        t = tables.setdefault((i, j), np.full((D, D), np.inf))
-        for hin in (space.src,):  # note fl-space: a block is the IoT device offloading, its input is on the device
-            for hout in (range(D) if j < U else (space.sink,)):
-                times = block_times(bp, A, hin, hout)
-                evals += len(times)
-                k = int(np.argmin(times))
-                if times[k] < t[hin, hout]:
-                    t[hin, hout] = times[k]
-                    payload[(i, j, hin, hout)] = (lay, tuple(int(x) for x in A[k]))
+        if bp.valid:
+            by_lay.setdefault(lay, []).append(bp)
+    for lay, bps in by_lay.items():
+        P = lay[0] * lay[1]
+        if exhaustive:
+            A = all_assignments(P, D)
+            chunk = max(1, 400_000 // (len(A) * P))  # blocks per numpy pass, bounding its arrays
+        else:
+            chunk = 1  # each block has its own symmetry classes
+        for c0 in range(0, len(bps), chunk):
+            grp = bps[c0:c0 + chunk]
+            AA = np.broadcast_to(A, (len(grp),) + A.shape) if exhaustive else \
+                class_assignments(symmetry_classes(grp[0]), P, D)[None]
+            comp = np.stack([bp.comp for bp in grp])
+            up = np.stack([bp.up[:, src, :] for bp in grp])
+            for hout in (range(D) if any(bp.j < U for bp in grp) else (space.sink,)):
+                times = block_times_many(comp, up, np.stack([bp.down[:, :, hout] for bp in grp]), space.lat, AA, src, hout)
+                evals += times.shape[1] * sum(bp.j < U or hout == space.sink for bp in grp)
+                best = np.argmin(times, axis=1)
+                for k, bp in enumerate(grp):
+                    if bp.j == U and hout != space.sink:
+                        continue
+                    t = tables.setdefault((bp.i, bp.j), np.full((D, D), np.inf))
+                    if times[k, best[k]] < t[src, hout]:
+                        t[src, hout] = times[k, best[k]]
+                        payload[(bp.i, bp.j, src, hout)] = (lay, tuple(int(x) for x in AA[k, best[k]]))
     val, choices = space.dp(tables)
     plan = build_plan(space, choices, payload, planner, **options)
     return FLResult(plan, val, [], evals, time.perf_counter() - t0)
@@ -362,7 +386,8 @@ class _Decoder:
         return hit
 
     def neighbours(self, key: tuple):
-        """Solutions one move away: one path to another device, another layout, a block edge moved by one unit, a block removed."""
+        """Solutions one move away: one path to another device, two paths swapped, another layout, a block edge
+        moved (tiles keeping their devices, or re-split by the shares), a block removed or added."""
         s = self.s
         ends = {(ch[1], ch[2]): (ch[3], ch[4]) for ch in self.fitness(key)[1] if ch[0] == "block"}
         for b, (i, j, lay, assign) in enumerate(key):
@@ -394,6 +419,8 @@ class _Decoder:
                 if (i2, j2) in s.block_set:
                     for lay2 in sorted(s.layouts, key=lambda l: (l != lay, l)):
                         if s.usable(i2, j2, lay2):
+                            if lay2 == lay:  # the same layout: each tile keeps its device (the tiles correspond)
+                                yield rest[:b] + ((i2, j2, lay, assign),) + rest[b:]
                             yield rest[:b] + ((i2, j2, lay2, self.assignment(i2, j2, lay2, shares)),) + rest[b:]
             yield rest
         # add a block in a gap: every candidate block there, fewest paths, its offloading decided for the
@@ -432,19 +459,99 @@ class _Decoder:
         return key
 
 
+def count_seed(space: FLSpace) -> tuple[float, tuple]:
+    """``(time, solution key)``: a whole FL solution from a chain DP over *every* block, each block restricted to its count family.
+
+    The *count family* of a (block, layout) gives each edge server some
+    number of paths — the smallest input regions first, servers in device
+    order, the rest local (the rule the PSO's share genes decode by) — one
+    assignment per way of writing ``P`` as ``D`` counts, ``P + 1`` with one
+    server.  Every usable (block, layout) is scored on its whole family at
+    once (:func:`~edgeslice.planners.fl_model.block_times_many`, one numpy
+    pass per layout and ``h_out``); the chain DP (:meth:`FLSpace.dp`) then
+    picks the block structure and the placement of the whole units around
+    it.  So the time is the optimum over every solution whose blocks take
+    count-family assignments (tested against enumeration), and the key (as
+    :class:`_Decoder` uses them) achieves it.  PSOMW starts a local search
+    from it: it finds block structures the swarm's random starts miss (two
+    fused blocks, a block deep in the model), and the local search then moves
+    single paths off the family.
+    """
+    D, src = space.D, space.src
+    g = space.graph
+    unit = g.batch * g.itemsize
+    servers = [d for d in range(D) if d != src]
+    ends: dict[int, list[int]] = {}
+    for (i, j) in space.blocks():
+        ends.setdefault(j, []).append(i)
+    tables: dict = {}
+    payload: dict = {}
+    for lay in space.layouts:
+        P = lay[0] * lay[1]
+        cands, comp, inb, outb = [], [], [], []
+        for j, starts in ends.items():
+            if not space.fits(j, lay):
+                continue
+            _, a, pref, invol, outvol, dup = space._layer_costs(j, lay)  # what space.paths(i, j, lay) is made of
+            for i in starts:
+                if i not in dup:
+                    cands.append((i, j))
+                    comp.append(pref[:, -1, :] - pref[:, space.pts[i] - a, :])
+                    inb.append(invol[:, i])
+                    outb.append(outvol)
+        if not cands:
+            continue
+        comp = np.stack(comp) + space.ov[None, None, :]
+        inb, outb = np.stack(inb) * unit, np.stack(outb) * unit
+        # the family by rank (rank 0: the path with the smallest input), then per block by its paths' ranks
+        ranked = []
+        for cnt in _compositions(P, D):
+            row = []
+            for d in servers:
+                row += [d] * cnt[d]
+            ranked.append(row + [src] * (P - len(row)))
+        ranked = np.array(ranked, dtype=np.int64)
+        rank = np.argsort(inb, axis=1, kind="stable")
+        A = np.empty((len(cands), len(ranked), P), dtype=np.int64)
+        np.put_along_axis(A, np.broadcast_to(rank[:, None, :], A.shape), np.broadcast_to(ranked, A.shape), axis=2)
+        up = inb[:, :, None] * space.ser1[src][None, None, :]
+        for hout in range(D):  # (a block ending the model with h_out not the sink: the DP never reads it)
+            T = block_times_many(comp, up, outb[:, :, None] * space.ser1[:, hout][None, None, :], space.lat, A, src, hout)
+            best = np.argmin(T, axis=1)
+            vals = T[np.arange(len(cands)), best]
+            for k in np.flatnonzero(vals < np.inf):
+                ij = cands[k]
+                t = tables.get(ij)
+                if t is None:
+                    t = tables[ij] = np.full((D, D), np.inf)
+                if vals[k] < t[src, hout]:
+                    t[src, hout] = vals[k]
+                    payload[ij + (hout,)] = (lay, A[k, best[k]])
+    val, choices = space.dp(tables)
+    out = []
+    for ch in choices:
+        if ch[0] == "block":
+            lay, row = payload[(ch[1], ch[2], ch[4])]
+            out.append((ch[1], ch[2], lay, tuple(int(x) for x in row)))
+    return val, tuple(out)
+
+
 def psomw_solve(space: FLSpace, *, swarm: int = 24, iterations: int = 40, seed: int = 0, patience: int | None = None,
                 slots: int = 3, polish: int = 1200, inertia=(0.9, 0.4), c1: float = 1.5, c2: float = 1.5,
                 vmax: float = 0.25) -> FLResult:
     """PSO with Minimizing Waiting over the FL space; returns the best plan and the convergence curve.
 
-    Standard global-best PSO (inertia falling linearly from ``inertia[0]`` to
-    ``inertia[1]``, velocities clamped to ``vmax``, positions to [0, 1]);
-    particle 0 starts as the NFL solution (no block active).  The best
-    particle is then improved by a first-improvement local search of at most
-    ``polish`` evaluations (path moves, layout, block edges).  The curve is the
-    best fast-model time after initialisation, after each iteration, and after
-    the polish.  ``patience`` stops the swarm after that many iterations
-    without improvement.  Deterministic for a given ``seed``.
+    Local-best PSO on a ring (inertia falling linearly from ``inertia[0]`` to
+    ``inertia[1]``, velocities clamped to ``vmax``, positions to [0, 1]).
+    Then a first-improvement local search (:meth:`_Decoder.polish`: path
+    moves, layouts, block edges, blocks added and dropped), ``polish``
+    evaluations shared by its starts: the best three distinct personal bests,
+    the NFL solution (no block) and :func:`count_seed`'s solution, which
+    brings block structures the swarm's random starts rarely hit (two blocks,
+    a block deep in the model).  The curve is the best fast-model time after
+    initialisation, after each iteration, and after the local search.
+    ``patience`` stops the swarm after that many iterations without
+    improvement.  Deterministic for a given ``seed``.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -464,7 +571,7 @@ def psomw_solve(space: FLSpace, *, swarm: int = 24, iterations: int = 40, seed: 
     fit = np.array([dec.fitness(k)[0] for k in keys])
     pbest, pfit = X.copy(), fit.copy()
     g = int(np.argmin(fit))
-    gbest, gfit, gkey = X[g].copy(), float(fit[g]), keys[g]
+    gfit, gkey = float(fit[g]), keys[g]
     curve = [gfit]
     still = 0
     for it in range(int(iterations)):
@@ -485,7 +592,7 @@ def psomw_solve(space: FLSpace, *, swarm: int = 24, iterations: int = 40, seed: 
             if f < pfit[k]:
                 pbest[k], pfit[k] = X[k].copy(), f
                 if f < gfit - 1e-15:
-                    gbest, gfit, gkey = X[k].copy(), f, key
+                    gfit, gkey = f, key
                     improved = True
         curve.append(gfit)
         still = 0 if improved else still + 1
@@ -504,25 +611,54 @@ def psomw_solve(space: FLSpace, *, swarm: int = 24, iterations: int = 40, seed: 
             starts[-1:] = [gkey]
         if () not in starts:
             starts.append(())  # and from NFL: adding one block at a time
+        cs = count_seed(space)[1]
+        if cs not in starts:
+            starts.insert(0, cs)  # and from the structure DP's solution (count_seed)
         found = [dec.polish(kk, int(polish) // len(starts)) for kk in starts]
         gkey = min(found, key=lambda kk: (dec.fitness(kk)[0], found.index(kk)))
         curve.append(dec.fitness(gkey)[0])
+    opts = dict(swarm=int(swarm), iterations=int(iterations), seed=int(seed), max_block=space.max_block)
+    if patience is not None:
+        opts["patience"] = int(patience)
+    return _finish(space, dec, gkey, "fl-psomw", opts, curve, t0)
+
+
+def _finish(space: FLSpace, dec: _Decoder, gkey: tuple, planner: str, opts: dict, curve: list, t0: float) -> FLResult:
+    """The solution ``gkey`` as a Plan — or NFL's plan where the simulator says NFL is faster."""
     val, choices = dec.fitness(gkey)
     payload = {}
     for i, j, lay, assign in gkey:
         for ch in choices:
             if ch[0] == "block" and ch[1] == i and ch[2] == j:
                 payload[(i, j, ch[3], ch[4])] = (lay, assign)
-    opts = dict(swarm=int(swarm), iterations=int(iterations), seed=int(seed), max_block=space.max_block)
-    if patience is not None:
-        opts["patience"] = int(patience)
-    plan = build_plan(space, choices, payload, "fl-psomw", **opts)
+    plan = build_plan(space, choices, payload, planner, **opts)
     # never worse than NFL, judged by the simulator (the fast model is exact only on switched links without a trace)
     nfl_t, nfl_plan = nfl_solve(space)
     chose_nfl = False
     if gkey and evaluate(nfl_plan, space.graph, space.cluster, space.cost) < evaluate(plan, space.graph, space.cluster, space.cost):
-        plan, val, chose_nfl = make(space.graph, space.cluster, nfl_plan.segments, "fl-psomw", **opts), nfl_t, True
+        plan, val, chose_nfl = make(space.graph, space.cluster, nfl_plan.segments, planner, **opts), nfl_t, True
     return FLResult(plan, float(val), curve, dec.evaluations, time.perf_counter() - t0, chose_nfl)
+
+
+def dpls_solve(space: FLSpace, *, polish: int = 600) -> FLResult:
+    """No swarm: :func:`count_seed`'s solution and NFL's, each improved by PSOMW's local search; the better wins.
+
+    The curve is the structure DP's time, then the local search's result.
+    """
+    t0 = time.perf_counter()
+    dec = _Decoder(space)
+    val, key = count_seed(space)
+    starts = list(dict.fromkeys([key, ()]))
+    found = [dec.polish(kk, int(polish) // len(starts)) for kk in starts]
+    gkey = min(found, key=lambda kk: (dec.fitness(kk)[0], found.index(kk)))
+    return _finish(space, dec, gkey, "fl-dpls", dict(polish=int(polish), max_block=space.max_block),
+                   [float(val), dec.fitness(gkey)[0]], t0)
+
+
+@register("fl-dpls", "FL without a swarm: chain DP over every fused block with count-family offloading, then "
+                     "PSOMW's local search (--polish); deterministic")
+def plan_fl_dpls(graph: LayerGraph, cluster, cost, *, max_block: int = 12, layouts=None, polish: int = 600, **_):
+    return dpls_solve(_space(graph, cluster, cost, layouts, max_block), polish=polish).plan
 
 
 @register("fl-psomw", "FL + PSOMW (Zhou et al. TPDS 2023): particle swarm over fused blocks and path offloading, "

@@ -63,7 +63,7 @@ from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.validate import spatial_ok
 from edgeslice.planners.common import crossing_bytes, cut_points
 from edgeslice.program import regions as R
-from edgeslice.program.lower import _extend, segment_envelope
+from edgeslice.program.lower import segment_envelope
 
 # Equal strips (rows, 1) and grids (rows, cols): the path layouts a block may take.
 LAYOUTS: tuple[tuple[int, int], ...] = ((2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1), (8, 1), (2, 2), (2, 3), (3, 3))
@@ -221,22 +221,26 @@ class FLSpace:
         cb = [w * c // m for c in range(m + 1)]
         return tuple(((rb[r], rb[r + 1]), (cb[c], cb[c + 1])) for r in range(n) for c in range(m))
 
-    def _sweep(self, j: int, tile):
-        """Backward region sweep of one output tile from unit ``j - 1`` to the start of its spatial run.
+    def _sweep(self, j: int):
+        """Backward region sweep of every tile of every fitting layout from unit ``j - 1`` to the start of its spatial run.
 
-        Mirrors :func:`edgeslice.program.lower.analyse_part` layer by layer,
-        so that for *every* block start ``i`` in the run the computed regions
-        of layers ``pts[i]..`` and the input region at boundary ``pts[i]`` are
-        exactly what lowering the block ``[pts[i], pts[j])`` gives (tested).
-        Returns (region fraction per layer — 0 outside, input volume per
-        boundary, output volume).  The sweep starts no further back than the
-        longest block ending at ``j`` (``max_block`` units).
+        Mirrors :func:`edgeslice.program.lower.analyse_part` layer by layer
+        (with :func:`~edgeslice.program.regions.backward_boxes`, all tiles in
+        one numpy pass), so that for *every* block start ``i`` in the run the
+        computed regions of layers ``pts[i]..`` and the input region at
+        boundary ``pts[i]`` are exactly what lowering the block
+        ``[pts[i], pts[j])`` gives (tested).  The sweep starts no further back
+        than the longest block ending at ``j`` (``max_block`` units).  Returns,
+        per layout: (region fraction per path and layer ``pts[i0]..pts[j]-1``,
+        input volume per path and boundary — 0 outside the run, output volume
+        per path, the block starts where two paths read the same input region).
         """
         g = self.graph
         i0 = self.first_start(j)
         a = self.pts[i0]
         e = self.pts[j] - 1
-        key = ("fl-sweep", a, e, tile)
+        lays = tuple(lay for lay in self.layouts if self.fits(j, lay))
+        key = ("fl-sweep", a, e, lays)
         hit = g.memo.get(key)
         if hit is not None:
             return hit
@@ -244,30 +248,57 @@ class FLSpace:
         layers = g.layers[a:e + 1]
         inside = {l.name for l in layers}
         last = g.layers[e]
-        req = {last.name: ((0, last.out_shape[0]),) + tuple(tile)}
-        frac = np.zeros(len(g.layers))
-        pre: dict[str, R.Region] = {}
-        external: dict[str, R.Region] = {}
-        for l in reversed(layers):
+        tiles = [t for lay in lays for t in self.tiles(j, lay)]
+        box = np.array([[r0, r1, c0, c1] for (r0, r1), (c0, c1) in tiles], dtype=np.int64)
+        req = {last.name: box}
+        frac = np.zeros((len(tiles), e - a + 1))
+        pre: dict[str, np.ndarray] = {}
+        external: dict[str, np.ndarray] = {}
+        for x in range(e - a, -1, -1):
+            l = layers[x]
             r = req.get(l.name)
             if r is None:
                 continue
             pre[l.name] = r
-            if l.name in env:
-                r = _extend(r, env[l.name], l.out_shape)
-            comp = R.pull(l, r, inside, req, external)
-            frac[g.index(l.name)] = R.volume(comp) / R.volume(R.full(l.out_shape))
-        invol = np.zeros(self.U + 1)
-        inreg: dict[int, tuple] = {}
-        for i in range(i0, j):
-            if i == i0:
-                inreg[i] = tuple(sorted(external.items()))
-                invol[i] = float(sum(R.volume(x) for x in external.values()))
-            else:
-                r = pre[g.layers[self.pts[i] - 1].name]
-                inreg[i] = ((g.layers[self.pts[i] - 1].name, r),)
-                invol[i] = float(R.volume(r))
-        out = (frac, invol, R.volume(req[last.name]), inreg)
+            if l.name in env:  # lower._extend: reaching the envelope's edge means reaching the map's border
+                (_, (h0, h1), (w0, w1)) = env[l.name]
+                _, H, W = l.out_shape
+                r = np.stack([np.where(r[:, 0] <= h0, 0, r[:, 0]), np.where(r[:, 1] >= h1, H, r[:, 1]),
+                              np.where(r[:, 2] <= w0, 0, r[:, 2]), np.where(r[:, 3] >= w1, W, r[:, 3])], axis=1)
+            for src, ir in zip(l.inputs, R.backward_boxes(l, r)):  # regions.route, on boxes
+                dest = req if src in inside else external
+                old = dest.get(src)
+                dest[src] = ir if old is None else np.stack(
+                    [np.minimum(old[:, 0], ir[:, 0]), np.maximum(old[:, 1], ir[:, 1]),
+                     np.minimum(old[:, 2], ir[:, 2]), np.maximum(old[:, 3], ir[:, 3])], axis=1)
+            _, H, W = l.out_shape
+            frac[:, x] = ((r[:, 1] - r[:, 0]) * (r[:, 3] - r[:, 2])) / (H * W)
+
+        def vol(name, b):
+            return g.shape(name)[0] * (b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2])
+
+        invol = np.zeros((len(tiles), self.U + 1))
+        inkey: dict[int, np.ndarray] = {}
+        names = sorted(external)
+        invol[:, i0] = sum(vol(n, external[n]) for n in names)
+        inkey[i0] = np.concatenate([external[n] for n in names], axis=1)
+        for i in range(i0 + 1, j):
+            n = g.layers[self.pts[i] - 1].name
+            invol[:, i] = vol(n, pre[n])
+            inkey[i] = pre[n]
+        outvol = last.out_shape[0] * (box[:, 1] - box[:, 0]) * (box[:, 3] - box[:, 2])
+        rows = {i: [tuple(r) for r in v.tolist()] for i, v in inkey.items()}
+        out = {}
+        k = 0
+        for lay in lays:
+            P = lay[0] * lay[1]
+            sl = slice(k, k + P)
+            # a block start where two paths read the very same input region is left out: lowering sends such a
+            # region once per device, not once per path (an upsampling layer, or tiles whose receptive fields
+            # cover the whole map), which the per-path time model would overcharge
+            dup = frozenset(i for i in range(i0, j) if len(set(rows[i][sl])) < P)
+            out[lay] = (frac[sl], invol[sl], outvol[sl].astype(float), dup)
+            k += P
         g.memo[key] = out
         return out
 
@@ -282,30 +313,31 @@ class FLSpace:
         P = len(tiles)
         a = self.pts[self.first_start(j)]
         e = self.pts[j] - 1
-        fr = np.zeros((P, e - a + 1))
-        invol = np.zeros((P, self.U + 1))
-        outvol = np.zeros(P)
-        regs = []
-        for p, tile in enumerate(tiles):
-            frac, iv, ov, inreg = self._sweep(j, tile)
-            invol[p] = iv
-            outvol[p] = ov
-            fr[p] = frac[a:e + 1]
-            regs.append(inreg)
-        # a block start where two paths read the very same input region is left out: lowering sends such a
-        # region once per device, not once per path (an upsampling layer, or tiles whose receptive fields
-        # cover the whole map), which the per-path time model would overcharge
-        dup = {i for i in range(self.first_start(j), j) if len({r[i] for r in regs}) < P}
-        times = np.zeros((P, e - a + 1, self.D))
-        for x, li in enumerate(range(a, e + 1)):
-            aff = self._affine(li)
-            if aff is not None:
-                times[:, x, :] = aff[0][None, :] + fr[:, x, None] * aff[1][None, :]
-            else:
-                l = g.layers[li]
-                times[:, x, :] = [[cost.layer_time(l, fr[p, x], d, g.batch) for d in self.devs] for p in range(P)]
+        fr, invol, outvol, dup = self._sweep(j)[layout]
+        aff = self._affine_run(a, e)
+        if aff is not None:  # every layer affine in the fraction (the analytic model): one broadcast
+            times = aff[0][None, :, :] + fr[:, :, None] * aff[1][None, :, :]
+        else:
+            times = np.zeros((P, e - a + 1, self.D))
+            for x, li in enumerate(range(a, e + 1)):
+                aff = self._affine(li)
+                if aff is not None:
+                    times[:, x, :] = aff[0][None, :] + fr[:, x, None] * aff[1][None, :]
+                else:
+                    l = g.layers[li]
+                    times[:, x, :] = [[cost.layer_time(l, fr[p, x], d, g.batch) for d in self.devs] for p in range(P)]
         pref = np.concatenate([np.zeros((P, 1, self.D)), np.cumsum(times, axis=1)], axis=1)
         hit = self._sweeps[key] = (tiles, a, pref, invol, outvol, dup)
+        return hit
+
+    def _affine_run(self, a: int, e: int):
+        """``(t0, t1)`` stacked over layers ``a..e`` (``n × D`` each) when every one is affine (:meth:`_affine`), else None."""
+        key = ("run", a, e)
+        hit = self._aff.get(key, 0)
+        if hit == 0:
+            parts = [self._affine(li) for li in range(a, e + 1)]
+            hit = None if any(x is None for x in parts) else (np.stack([x[0] for x in parts]), np.stack([x[1] for x in parts]))
+            self._aff[key] = hit
         return hit
 
     def _affine(self, li: int):
@@ -550,42 +582,73 @@ def simulate_block(bp: BlockPaths, assign, order, h_in: int, h_out: int, *, shar
     return fin
 
 
+def johnson_many(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`johnson` for every row of ``a`` and ``b`` (``K × P``) at once: a ``K × P`` array of orders (ties in index order)."""
+    first = a <= b
+    return np.lexsort((np.where(first, a, -b), ~first), axis=-1)
+
+
 def block_times(bp: BlockPaths, A: np.ndarray, h_in: int, h_out: int) -> np.ndarray:
     """:func:`block_time` for every row of ``A`` (assignments, ``N × P``) at once, switched links."""
+    return block_times_many(bp.comp[None], bp.up[None, :, h_in, :], bp.down[None, :, :, h_out], bp.lat,
+                            np.asarray(A)[None], h_in, h_out)[0]
+
+
+def block_times_many(comp: np.ndarray, up: np.ndarray, down: np.ndarray, lat: np.ndarray, A: np.ndarray,
+                     h_in: int, h_out: int) -> np.ndarray:
+    """:func:`block_time` for ``K`` blocks with ``P`` paths each and ``N`` assignments per block.
+
+    ``comp[k, p, d]``: path ``p`` of block ``k`` on device ``d``;
+    ``up[k, p, d]``: its upload ``h_in → d``; ``down[k, p, d]``: its output's
+    download ``d → h_out`` (all ``K × P × D``); ``A``: ``K × N × P``
+    assignments.  Returns ``K × N`` times, switched links.  Each device's
+    group is run in each of its Johnson orders (note *mw*; one global ranking
+    per block, restricted to the group by masking) as a vectorised flow shop,
+    and the best order kept; the block ends with its slowest group.
+    """
     A = np.asarray(A)
-    N, P = A.shape
-    D = bp.comp.shape[1]
-    worst = np.zeros(N)
-    if h_out != h_in:
-        ups_to_out = ((A == h_out) * bp.up[None, :, h_in, h_out]).sum(axis=1)
+    K, N, P = A.shape
+    D = comp.shape[2]
+    worst = np.zeros((K, N))
+    zero = np.zeros((K, N))
+    ups_to_out = ((A == h_out) * up[:, None, :, h_out]).sum(axis=2) if h_out != h_in else zero
+    At = np.ascontiguousarray(A.transpose(0, 2, 1))  # K × P × N
+    kk = np.arange(K)[:, None]
     for g in range(D):
-        M = A == g
-        if not M.any():
+        Mt = At == g
+        if not Mt.any():
             continue
-        start2 = ups_to_out if (g == h_in and h_out != h_in) else np.zeros(N)
+        start2 = ups_to_out if (g == h_in and h_out != h_in) else zero
+        a, b, c = up[:, :, g], comp[:, :, g], down[:, :, g]
+        lag1 = lat[h_in, g] if g != h_in else 0.0
+        lag2 = lat[g, h_out] if g != h_out else 0.0
+        if g == h_in and g == h_out:
+            orders = [np.broadcast_to(np.arange(P), (K, P))]
+        elif g == h_in:
+            orders = [johnson_many(b, c)]
+        elif g == h_out:
+            orders = [johnson_many(a, b)]
+        else:
+            orders = [johnson_many(a, b), johnson_many(a, c), johnson_many(a + b, b + c), johnson_many(a, b + c)]
         best = None
-        a = bp.up[:, h_in, g]
-        b = bp.comp[:, g]
-        c = bp.down[:, g, h_out]
-        lag1 = bp.lat[h_in, g] if g != h_in else 0.0
-        lag2 = bp.lat[g, h_out] if g != h_out else 0.0
-        for o in _group_variants(bp, g, h_in, h_out):
-            t1 = np.zeros(N)
-            t2 = np.zeros(N)
+        for o in orders:
+            ao, bo, co = (np.take_along_axis(x, o, axis=1) for x in (a, b, c))
+            Mo = Mt[kk, o]  # K × P × N: whether the path at each position of the order is in the group
+            t1 = np.zeros((K, N))
+            t2 = np.zeros((K, N))
             t3 = start2.copy()
-            fin = np.zeros(N)
-            for p in o:
-                m = M[:, p]
+            fin = np.zeros((K, N))
+            for q in range(P):
+                m = Mo[:, q, :]
                 if g != h_in:
-                    n1 = t1 + a[p]
+                    n1 = t1 + ao[:, q, None]
                     t1 = np.where(m, n1, t1)
-                    arr = n1 + lag1
-                    n2 = np.maximum(t2, arr) + b[p]
+                    n2 = np.maximum(t2, n1 + lag1) + bo[:, q, None]
                 else:
-                    n2 = t2 + b[p]
+                    n2 = t2 + bo[:, q, None]
                 t2 = np.where(m, n2, t2)
                 if g != h_out:
-                    n3 = np.maximum(t3, n2) + c[p]
+                    n3 = np.maximum(t3, n2) + co[:, q, None]
                     t3 = np.where(m, n3, t3)
                     fin = np.where(m, np.maximum(fin, n3 + lag2), fin)
                 else:
@@ -659,5 +722,5 @@ def best_assignment(bp: BlockPaths, h_in: int, h_out: int, *, exhaustive: bool =
     return float(t[k]), tuple(int(x) for x in A[k])
 
 
-__all__ = ["LAYOUTS", "FLSpace", "BlockPaths", "johnson", "flowshop_makespan", "block_time", "block_times",
-           "simulate_block", "best_assignment", "symmetry_classes", "class_assignments", "all_assignments"]
+__all__ = ["LAYOUTS", "FLSpace", "BlockPaths", "johnson", "johnson_many", "flowshop_makespan", "block_time", "block_times",
+           "block_times_many", "simulate_block", "best_assignment", "symmetry_classes", "class_assignments", "all_assignments"]
