@@ -640,10 +640,11 @@ def _finish(space: FLSpace, dec: _Decoder, gkey: tuple, planner: str, opts: dict
     return FLResult(plan, float(val), curve, dec.evaluations, time.perf_counter() - t0, chose_nfl)
 
 
-def dpls_solve(space: FLSpace, *, polish: int = 600) -> FLResult:
+def dpls_solve(space: FLSpace, *, polish: int = 1200) -> FLResult:
     """No swarm: :func:`count_seed`'s solution and NFL's, each improved by PSOMW's local search; the better wins.
 
-    The curve is the structure DP's time, then the local search's result.
+    The two local searches share ``polish`` evaluations.  The curve is the
+    structure DP's time, then the local search's result.
     """
     t0 = time.perf_counter()
     dec = _Decoder(space)
@@ -657,7 +658,7 @@ def dpls_solve(space: FLSpace, *, polish: int = 600) -> FLResult:
 
 @register("fl-dpls", "FL without a swarm: chain DP over every fused block with count-family offloading, then "
                      "PSOMW's local search (--polish); deterministic")
-def plan_fl_dpls(graph: LayerGraph, cluster, cost, *, max_block: int = 12, layouts=None, polish: int = 600, **_):
+def plan_fl_dpls(graph: LayerGraph, cluster, cost, *, max_block: int = 12, layouts=None, polish: int = 1200, **_):
     return dpls_solve(_space(graph, cluster, cost, layouts, max_block), polish=polish).plan
 
 
