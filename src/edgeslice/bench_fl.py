@@ -190,31 +190,34 @@ def bench_fl(*, quick: bool = False, models=None, bandwidths=None, ratios=None, 
 
 
 def draw_chart(rows: list[dict], path: str) -> None:
-    """Predicted inference time against uplink bandwidth, one panel per model, one line per method (one server)."""
+    """Predicted inference time against uplink bandwidth: one panel per model (columns) and server count (rows),
+    one line per method, at the sweep's middle speed ratio."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     models = list(dict.fromkeys(r["model"] for r in rows))
+    servers = sorted({r["servers"] for r in rows})
     ratio = sorted({r["ratio"] for r in rows})[len({r["ratio"] for r in rows}) // 2]
     methods = ("local", "edge", "neurosurgeon", "nfl", "fl-dpls", "fl-psomw", "fl-bf")
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False)
-    for ax, m in zip(axes[0], models):
-        sel = sorted((r for r in rows if r["model"] == m and r["servers"] == 1 and r["ratio"] == ratio),
-                     key=lambda r: r["bandwidth_mbps"])
-        for meth in methods:
-            pts = [(r["bandwidth_mbps"], r["latency_s"][meth] * 1e3) for r in sel if meth in r["latency_s"]]
-            if pts:
-                ax.plot(*zip(*pts), marker="o", ms=3, label=meth, lw=2.2 if meth == "fl-psomw" else 1.2,
-                        ls="--" if meth == "fl-bf" else ":" if meth == "fl-dpls" else "-")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"{m} (edge {ratio:g}x device)")
-        ax.set_xlabel("uplink bandwidth (Mbit/s)")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("predicted inference time (ms)")
+    fig, axes = plt.subplots(len(servers), len(models), figsize=(4.2 * len(models), 3.4 * len(servers)), squeeze=False)
+    for row_axes, e in zip(axes, servers):
+        for ax, m in zip(row_axes, models):
+            sel = sorted((r for r in rows if r["model"] == m and r["servers"] == e and r["ratio"] == ratio),
+                         key=lambda r: r["bandwidth_mbps"])
+            for meth in methods:
+                pts = [(r["bandwidth_mbps"], r["latency_s"][meth] * 1e3) for r in sel if meth in r["latency_s"]]
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", ms=3, label=meth, lw=2.2 if meth == "fl-psomw" else 1.2,
+                            ls="--" if meth == "fl-bf" else ":" if meth == "fl-dpls" else "-")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(f"{m}, {e} server{'s' if e > 1 else ''}, edge {ratio:g}x device")
+            ax.set_xlabel("uplink bandwidth (Mbit/s)")
+            ax.grid(True, which="both", alpha=0.3)
+        row_axes[0].set_ylabel("predicted inference time (ms)")
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
