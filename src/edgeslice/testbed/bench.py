@@ -140,7 +140,7 @@ def chart(result: dict, path: str) -> None:
     ax.set_xticklabels(names, rotation=30, ha="right")
     ax.set_ylabel("latency (ms)")
     m = result["meta"]
-    ax.set_title(f"{m['model']} on the {m['cluster']} testbed: predicted vs measured (speedup over local above)")
+    ax.set_title(f"{m['model']} on the {m['cluster']} testbed: predicted vs measured\n(speedup over local above the bars)", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
