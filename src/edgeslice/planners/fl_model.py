@@ -364,15 +364,27 @@ class FLSpace:
         bp = self._paths.get(key)
         if bp is not None:
             return bp
-        tiles, a, pref, invol, outvol, dup = self._layer_costs(j, tuple(layout))
-        unit = self.graph.batch * self.graph.itemsize
-        comp = pref[:, -1, :] - pref[:, self.pts[i] - a, :] + self.ov[None, :]
-        inb = invol[:, i] * unit
-        outb = outvol * unit
+        (comp,), (inb,), outb, (valid,) = self.block_arrays(j, tuple(layout), (i,))
         up = inb[:, None, None] * self.ser1[None, :, :]
         down = outb[:, None, None] * self.ser1[None, :, :]
-        bp = self._paths[key] = BlockPaths(i, j, tuple(layout), tiles, comp, up, down, self.lat, inb, outb, i not in dup)
+        bp = self._paths[key] = BlockPaths(i, j, tuple(layout), self.tiles(j, tuple(layout)), comp, up, down, self.lat,
+                                           inb, outb, bool(valid))
         return bp
+
+    def block_arrays(self, j: int, layout, starts):
+        """Per-path arrays of the blocks ``(i, j)`` for every ``i`` in ``starts``, cut into ``layout``, stacked.
+
+        Returns ``comp`` (``K × P × D``: task time per path and device),
+        ``in_bytes`` (``K × P``), ``out_bytes`` (``P``: the same for every
+        start) and whether each start is usable (no two paths read the same
+        input region) — what :meth:`paths` is made of, for many blocks at once.
+        """
+        _, a, pref, invol, outvol, dup = self._layer_costs(j, tuple(layout))
+        unit = self.graph.batch * self.graph.itemsize
+        idx = [self.pts[i] - a for i in starts]
+        comp = pref[None, :, -1, :] - pref[:, idx, :].transpose(1, 0, 2) + self.ov[None, None, :]
+        inb = invol[:, list(starts)].T * unit
+        return comp, inb, outvol * unit, np.array([i not in dup for i in starts])
 
     def usable(self, i: int, j: int, layout) -> bool:
         """Whether block ``(i, j)`` may take ``layout``: it fits the output map and no two paths read the same input region."""
