@@ -88,3 +88,17 @@ def test_bad_cluster_files_one_line(tmp_path, text, needle, capsys, monkeypatch)
     p = capsys.readouterr()
     err = p.err.strip()
     assert err.count("\n") == 0 and err.startswith("edgeslice: error:") and needle in err and "Traceback" not in p.err
+
+
+def test_plan_passes_the_fl_planners_options(tmp_path):
+    res = json.loads(run("plan", "--model", "alexnet", "--input", "3x64x64", "--cluster", "iot-edge", "--planner", "fl-psomw",
+                         "--swarm", "6", "--iterations", "3", "--seed", "5", "--polish", "50", "-o", "p.json", "--json",
+                         cwd=tmp_path).stdout)
+    opts = json.loads((tmp_path / "p.json").read_text())["planner"]["options"]
+    assert res["planner"] == "fl-psomw" and opts["swarm"] == 6 and opts["iterations"] == 3 and opts["seed"] == 5
+    p = run("plan", "--model", "alexnet", "--input", "3x64x64", "--cluster", "iot-edge", "--planner", "fl-bf", "--limit", "10",
+            "-o", "b.json", cwd=tmp_path, ok=False)
+    assert p.returncode == 2 and "over --limit 10" in p.stderr and "fl-psomw" in p.stderr
+    run("plan", "--model", "alexnet", "--input", "3x64x64", "--cluster", "iot-edge", "--planner", "fl-bf", "--limit", "1e7",
+        "--max-block", "3", "-o", "b.json", cwd=tmp_path)
+    assert json.loads((tmp_path / "b.json").read_text())["planner"]["options"]["max_block"] == 3

@@ -108,7 +108,7 @@ def cmd_planners(args) -> int:
 
 def _planner_options(args) -> dict:
     opts = {}
-    for key in ("seed", "n", "m", "layers", "objective"):
+    for key in ("seed", "n", "m", "layers", "objective", "swarm", "iterations", "polish", "limit", "max_block"):
         v = getattr(args, key, None)
         if v is not None:
             opts[key] = v
@@ -153,7 +153,7 @@ def cmd_plan(args) -> int:
     cluster = _cluster(args)
     cost = ClusterCost(cluster)
     opts = _planner_options(args)
-    if args.planner != "random":
+    if args.planner not in ("random", "fl-psomw"):
         opts.pop("seed", None)
     t0 = time.perf_counter()
     plan = make_plan(args.planner, graph, cluster, cost, **opts)
@@ -546,10 +546,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="make a plan and write it to a JSON file")
     model_args(p)
-    p.add_argument("--cluster", default=None, help="cluster YAML file or bundled name (pi4x4, iot-edge, hetero3, mec, local4, testbed4, testbed-hetero)")
+    p.add_argument("--cluster", default=None, help="cluster YAML file or bundled name (pi4x4, iot-edge, hetero3, mec, local4, testbed4, testbed-hetero, testbed-fl)")
     p.add_argument("--devices", type=_positive, default=4, help="without --cluster: N identical devices d0..dN-1")
     p.add_argument("--planner", default="random", help="see `edgeslice planners`")
-    p.add_argument("--seed", type=int, default=None, help="random planner: seed (default 0)")
+    p.add_argument("--seed", type=int, default=None, help="random, fl-psomw: seed (default 0)")
+    p.add_argument("--swarm", type=_positive, default=None, help="fl-psomw: particles (default 24)")
+    p.add_argument("--iterations", type=int, default=None, help="fl-psomw: swarm iterations (default 40)")
+    p.add_argument("--polish", type=int, default=None, help="fl-psomw, fl-dpls: local-search evaluations (default 1200)")
+    p.add_argument("--limit", type=float, default=None, help="fl-bf: most path assignments to try (default 2e6)")
+    p.add_argument("--max-block", type=_positive, default=None, help="fl-*: most units in one fused block (default 12)")
     p.add_argument("--n", type=_positive, default=None, help="ftp: grid rows")
     p.add_argument("--m", type=_positive, default=None, help="ftp: grid columns")
     p.add_argument("--layers", type=_positive, default=None, help="ftp: number of fused layers")
