@@ -13,7 +13,7 @@ import json
 import statistics
 import time
 
-from edgeslice.bench import grid_plan
+from edgeslice.bench.simulate import grid_plan
 from edgeslice.graph.trace import trace_module
 from edgeslice.models import load_model
 from edgeslice.program import lower

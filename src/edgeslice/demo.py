@@ -25,14 +25,14 @@ import torch
 
 
 def main(out_dir: str = "out/demo") -> int:
-    from edgeslice.cli import _console
+    from edgeslice.cli._common import _console
     from edgeslice.cli import main as cli
     from edgeslice.cluster.load import resolve_cluster
     from edgeslice.cost import ClusterCost
     from edgeslice.execute.check import check_plan
     from edgeslice.graph.trace import trace
     from edgeslice.planners import make_plan, planners
-    from edgeslice.planners.common import evaluate
+    from edgeslice.planners._shared.common import evaluate
     from edgeslice.program import lower
     from edgeslice.runtime.launch import collect, launch
     from edgeslice.sim import simulate

@@ -10,7 +10,7 @@ from edgeslice.cost import ClusterCost
 from edgeslice.errors import EdgesliceError
 from edgeslice.execute.check import check_plan
 from edgeslice.planners import make_plan, planners
-from edgeslice.planners.common import evaluate
+from edgeslice.planners._shared.common import evaluate
 
 SMALL = {"vgg16": (3, 32, 32), "alexnet": (3, 64, 64), "resnet18": (3, 32, 32), "resnet50": (3, 32, 32),
          "mobilenet_v2": (3, 32, 32), "googlenet": (3, 32, 32), "yolov2": (3, 64, 64)}

@@ -15,20 +15,34 @@ import numpy as np
 import pytest
 import torch
 
-from edgeslice.bench_fl import iot_cluster
+from edgeslice.bench.fl import iot_cluster
 from edgeslice.cluster.model import Cluster, Device, Link
 from edgeslice.cost import ClusterCost
 from edgeslice.errors import EdgesliceError
 from edgeslice.execute.check import check_plan
 from edgeslice.planners import make_plan
-from edgeslice.planners.common import evaluate
-from edgeslice.planners.fl import _Decoder, _space, build_plan, count_seed, exact_solve, nfl_solve, psomw_solve
-from edgeslice.planners.fl_model import (BlockPaths, _compositions, all_assignments, block_time, block_times,
-                                         block_times_many, class_assignments, flowshop_makespan, johnson, johnson_many,
-                                         simulate_block, symmetry_classes)
-from edgeslice.program.lower import analyse_part, segment_envelope
+from edgeslice.planners._shared.common import evaluate
+from edgeslice.planners.fl.assign import (
+    _compositions,
+    all_assignments,
+    class_assignments,
+    symmetry_classes,
+)
+from edgeslice.planners.fl.exact import _space, build_plan, exact_solve, nfl_solve
+from edgeslice.planners.fl.flowshop import (
+    block_time,
+    block_times,
+    block_times_many,
+    flowshop_makespan,
+    johnson,
+    johnson_many,
+    simulate_block,
+)
+from edgeslice.planners.fl.search import _Decoder, count_seed
+from edgeslice.planners.fl.space import BlockPaths
+from edgeslice.planners.fl.swarm import psomw_solve
 from edgeslice.program import regions as R
-
+from edgeslice.program.lower import analyse_part, segment_envelope
 
 # ---- Johnson's rule and the block evaluators ------------------------------------------------
 
@@ -419,7 +433,7 @@ def test_fl_bf_refuses_large_instances_with_a_reason(traced):
 
 
 def test_bench_fl_reports_every_method_and_its_summary(tmp_path):
-    from edgeslice.bench_fl import bench_fl
+    from edgeslice.bench.fl import bench_fl
 
     res = bench_fl(models=["alexnet"], bandwidths=(10.0,), ratios=(50.0,), servers=(1,), chart=str(tmp_path / "fl.png"))
     (row,) = res["instances"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from edgeslice.bench_fl import iot_cluster
+from edgeslice.bench.fl import iot_cluster
 from edgeslice.cost import ClusterCost
 from edgeslice.planners import make_plan
 from edgeslice.runtime.launch import run_plan

@@ -75,4 +75,5 @@ def _load_all() -> None:
 
 
 # Modules that register planners when imported.
-_MODULES = ("random", "basic", "exact", "spatial", "fl")
+_MODULES = ("random", "whole.basic", "whole.neurosurgeon", "whole.layerwise", "whole.dads", "whole.bruteforce",
+            "spatial.ftp", "spatial.modnn", "spatial.aofl", "fl.exact", "fl.swarm")

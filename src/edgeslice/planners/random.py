@@ -17,7 +17,12 @@ import random
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.plan import ModelRef, Part, Plan, Segment
 from edgeslice.plan.validate import cuttable, spatial_ok
-from edgeslice.program.lower import analyse_part, part_requests, segment_envelope, step_flops
+from edgeslice.program.lower import (
+    analyse_part,
+    part_requests,
+    segment_envelope,
+    step_flops,
+)
 
 
 def _bounds(rng: random.Random, n: int, k: int) -> list[tuple[int, int]]:

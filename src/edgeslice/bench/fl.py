@@ -6,7 +6,7 @@ device's speed, ``edge1`` at half of that), each server reached over its own
 link at the instance's bandwidth with 2 ms latency, the servers wired to each
 other at 1 Gbit/s (0.5 ms), the image appearing on and the answer wanted at
 the device.  Every method's plan is scored the same way — lower + simulate
-(:func:`~edgeslice.planners.common.evaluate`) — so the numbers are comparable;
+(:func:`~edgeslice.planners._shared.common.evaluate`) — so the numbers are comparable;
 planning time is wall-clock time of the planner call on a graph whose region
 analysis is memoised across the instances of one model (the first instance
 of each model pays for it; ``resnet50_cold_planning_s`` is measured on a fresh
@@ -56,8 +56,9 @@ def _bf_work(space) -> float:
 def run_instance(graph, cluster, *, bf_limit: float, exact: bool, swarm: int, iterations: int, seed: int) -> dict:
     from edgeslice.cost import ClusterCost
     from edgeslice.planners import make_plan
-    from edgeslice.planners.common import evaluate
-    from edgeslice.planners.fl import _space, dpls_solve, exact_solve, psomw_solve
+    from edgeslice.planners._shared.common import evaluate
+    from edgeslice.planners.fl.exact import _space, exact_solve
+    from edgeslice.planners.fl.swarm import dpls_solve, psomw_solve
 
     cost = ClusterCost(cluster)
     row: dict = {"model": graph.spec, "input": list(graph.input_shape), "bandwidth_mbps": cluster.default_link.bandwidth_mbps,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.plan import Part, Segment
 from edgeslice.planners import register
-from edgeslice.planners.common import fastest, make
+from edgeslice.planners._shared.common import fastest, make
 
 
 @register("local", "everything on the source device")

@@ -1,0 +1,78 @@
+"""What the command modules share: argument types, consoles, cluster resolution."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+_TAG = os.environ.get("EDGESLICE_TESTBED_TAG", "0")  # tests use their own tag, so they never touch a user's testbed
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input shape {text!r} must look like 3x224x224") from None
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"input shape {text!r} must have positive sizes, like 3x224x224")
+    return dims
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return v
+
+
+def _console():
+    from rich.console import Console
+
+    con = Console()
+    if not con.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+        con = Console(width=160)
+    return con
+
+
+def _console_err():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _cluster(args, devices: int | None = None):
+    from edgeslice.cluster.load import resolve_cluster
+    from edgeslice.cluster.model import Cluster
+
+    if getattr(args, "cluster", None):
+        return resolve_cluster(args.cluster)
+    return Cluster.uniform(devices or getattr(args, "devices", None) or 1)
+
+
+def _cluster_for_plan(plan, arg: str | None):
+    """The cluster a plan runs on: --cluster, else the one it names, else N identical devices."""
+    from edgeslice.cluster.load import resolve_cluster
+    from edgeslice.cluster.model import Cluster
+    from edgeslice.errors import ClusterError
+
+    if arg:
+        cluster = resolve_cluster(arg)
+    elif plan.cluster:
+        cluster = resolve_cluster(plan.cluster)
+    else:
+        cluster = Cluster.uniform(len(plan.devices))
+    missing = [d for d in plan.devices if d not in cluster.names]
+    if missing:
+        raise ClusterError(f"plan uses device {missing[0]!r}, which cluster {cluster.name!r} does not have "
+                           f"(its devices: {', '.join(cluster.names)}); re-plan with --cluster {cluster.name}")
+    return cluster
+
+
+def model_args(p, required=True):
+    p.add_argument("--model", required=required, help="zoo name, path/to/file.py:factory or package.module:factory")
+    p.add_argument("--input", type=_shape, default=None, help="input shape CxHxW (default: the model's)")
+    p.add_argument("--batch", type=_positive, default=1)
+    p.add_argument("--weights", default=None, help="state_dict file to load (default: random weights)")

@@ -1,0 +1,112 @@
+"""``edgeslice bench``: built-in benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgeslice.cli._common import (
+    _TAG,
+    _console,
+    _console_err,
+    _positive,
+    model_args,
+)
+from edgeslice.errors import EdgesliceError
+
+
+def add(sub) -> None:
+    p = sub.add_parser("bench", help="built-in benchmarks")
+    p.add_argument("what", choices=("simulate", "testbed", "fl"))
+    p.add_argument("--quick", action="store_true", help="fl: a small subset (under two minutes)")
+    p.add_argument("--models", default=None, help="fl: comma-separated zoo models (default: vgg16,resnet50,yolov2,alexnet,mobilenet_v2)")
+    p.add_argument("--bf-limit", type=float, default=4e6, help="fl: run fl-bf where it tries at most this many path assignments")
+    p.add_argument("--seconds", type=float, default=3.0)
+    model_args(p, required=False)
+    p.add_argument("--cluster", default=None, help="testbed: the cluster to emulate")
+    p.add_argument("--planners", default=None, help="testbed: comma-separated planners (default: every classic one)")
+    p.add_argument("--repeat", type=_positive, default=5, help="testbed: runs per plan (the median is reported)")
+    p.add_argument("--calibration", default=None, help="testbed: folder of the calibration to use or write")
+    p.add_argument("--force", action="store_true", help="testbed: calibrate again even if a calibration exists")
+    p.add_argument("--chart", default=None, help="testbed: chart file (.png)")
+    p.add_argument("--out", default=None, help="testbed: folder for plans, worker logs and result.json")
+    p.add_argument("--tag", default=_TAG, help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=run)
+
+
+def run(args) -> int:
+    if args.what == "simulate":
+        from edgeslice.bench.simulate import bench_simulate
+
+        res = bench_simulate(seconds=args.seconds)
+        if args.json:
+            print(json.dumps(res))
+        else:
+            print(f"{res['plans_per_s']:.0f} plan evaluations per second (lower + simulate; {res['description']})")
+        return 0
+    if args.what == "testbed":
+        return _bench_testbed(args)
+    if args.what == "fl":
+        return _bench_fl(args)
+    raise EdgesliceError(f"unknown benchmark {args.what!r}")
+
+
+def _bench_fl(args) -> int:
+    """``bench fl``: FL + PSOMW against local, edge, neurosurgeon, nfl and fl-bf over models × bandwidths × ratios × servers."""
+    from edgeslice.bench.fl import bench_fl
+
+    models = [m for m in (args.models or "").split(",") if m] or None
+    chart = args.chart or ("benchmarks/fl_bandwidth_quick.png" if args.quick else "benchmarks/fl_bandwidth.png")
+    Path(chart).parent.mkdir(parents=True, exist_ok=True)
+
+    def progress(r):  # one line per instance; on stderr with --json, so stdout stays one JSON document
+        lat = "  ".join(f"{k} {v * 1e3:.1f}" for k, v in r["latency_s"].items())
+        print(f"{r['model']} {r['bandwidth_mbps']:g} Mbit/s ratio {r['ratio']:g} servers {r['servers']}: {lat} ms", flush=True,
+              file=sys.stderr if args.json else sys.stdout)
+
+    res = bench_fl(quick=args.quick, models=models, bf_limit=args.bf_limit, chart=chart, progress=progress)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res["summary"].items():
+            print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+        print(f"chart: {chart}")
+    return 0 if res["summary"]["worst_ratio_vs_nfl"] <= 1 + 1e-9 else 1
+
+
+def _bench_testbed(args) -> int:
+    from rich.table import Table
+
+    from edgeslice.testbed.bench import bench_testbed, chart
+
+    if not args.cluster or not args.model:
+        raise EdgesliceError("bench testbed needs --cluster C.yaml and --model M")
+    err = _console_err()
+    res = bench_testbed(args.cluster, args.model, args.input, args.batch,
+                        planners=[p for p in args.planners.split(",") if p] if args.planners else None,
+                        repeat=args.repeat, tag=args.tag, calibration=args.calibration, force=args.force, out=args.out,
+                        progress=lambda m: err.print(m, highlight=False))
+    meta = res["meta"]
+    path = args.chart or str(Path(meta["calibrated_cluster"]).parent / "bench" / "bench-testbed.png")
+    chart(res, path)
+    if args.json:
+        print(json.dumps(res["planners"]))
+        return 0
+    con = _console()
+    t = Table(title=f"{meta['model']} on the {meta['cluster']} testbed, median of {meta['repeat']} runs")
+    for col in ("planner", "predicted ms", "measured ms", "error", "speedup vs local", "MB moved", "output"):
+        t.add_column(col, justify="left" if col == "planner" else "right")
+    for name, r in res["planners"].items():
+        if "error" in r:
+            t.add_row(name, "cannot plan", "", "", "", "", r["error"][:60])
+            continue
+        t.add_row(name, f"{r['predicted_latency_s'] * 1e3:.0f}", f"{r['measured_latency_s'] * 1e3:.0f}",
+                  f"{r['error_pct']:+.1f}%", f"{r['speedup_vs_local']:.2f}×", f"{r['measured_bytes'] / 1e6:.2f}",
+                  "verified" if r["output_ok"] else "[red]MISMATCH[/]")
+    con.print(t)
+    con.print(f"best: {meta['best']} at {meta['best_speedup_vs_local']:.2f}× over local (measured); largest "
+              f"prediction error {meta['max_abs_error_pct']:.1f}%; chart: {path}")
+    return 0 if meta["all_outputs_ok"] else 1

@@ -1,0 +1,72 @@
+"""``edgeslice run``: run a plan for real on worker processes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from edgeslice.cli._common import (
+    _TAG,
+    _console,
+    _positive,
+)
+from edgeslice.errors import EdgesliceError
+
+
+def add(sub) -> None:
+    p = sub.add_parser("run", help="run a plan for real: one process per device, tensors over torch.distributed (gloo)")
+    p.add_argument("plan")
+    p.add_argument("--cluster", default=None, help="default: the plan's cluster, else identical devices")
+    p.add_argument("--requests", type=_positive, default=1, help="number of inputs to run")
+    p.add_argument("--inflight", type=_positive, default=1, help="requests in flight at once (pipelining)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds a worker waits for data before giving up")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--port", type=int, default=None, help="rendezvous port (default: a free one)")
+    p.add_argument("--threads", type=_positive, default=None, help="torch threads per worker (default: the device's cpus, else 1)")
+    p.add_argument("--out", default=None, help="folder for worker logs, reports and outputs (default: a temporary one)")
+    p.add_argument("--gantt", default=None, help="draw measured and predicted timelines to .png or .html")
+    p.add_argument("--testbed", action="store_true",
+                   help="run inside the emulated testbed (namespaces, shaped links, CPU quotas); see `edgeslice testbed`")
+    p.add_argument("--tag", default=_TAG, help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=run)
+
+
+def run(args) -> int:
+    from edgeslice.runtime.launch import collect, launch
+
+    tb = None
+    if args.testbed:
+        from edgeslice.cluster.load import resolve_cluster
+        from edgeslice.plan.plan import Plan
+        from edgeslice.testbed.net import require
+
+        ref = args.cluster or Plan.load(args.plan).cluster
+        if not ref:
+            raise EdgesliceError("--testbed needs the cluster the testbed emulates: pass --cluster C.yaml "
+                                 "(or plan with --cluster)")
+        tb = require(resolve_cluster(ref), tag=args.tag)
+    outdir = launch(args.plan, cluster=args.cluster, requests=args.requests, inflight=args.inflight, timeout=args.timeout,
+                    seed=args.seed, out=args.out, port=args.port, threads=args.threads, testbed=tb)
+    res = collect(args.plan, outdir, cluster=args.cluster, requests=args.requests, seed=args.seed)
+    measured, predicted = res.pop("_timelines")
+    if args.gantt:
+        from edgeslice.viz.gantt import draw
+
+        draw([("measured", measured), ("predicted", predicted)], args.gantt)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        con = _console()
+        verdict = "[green]same output as the whole model[/]" if res["ok"] else "[red]OUTPUT MISMATCH[/]"
+        where = f" on the {tb.cluster} testbed" if tb else ""
+        con.print(f"{res['model']} on {len(res['devices'])} worker processes{where}, {args.requests} request(s), {args.inflight} in flight: "
+                  f"{verdict} (rel_err {res['rel_err']:.1e})")
+        con.print(f"latency: measured {res['latency_s'] * 1e3:.1f} ms (median) vs predicted {res['predicted_latency_s'] * 1e3:.1f} ms; "
+                  f"throughput {res['throughput_rps']:.2f} requests/s")
+        for d in res["devices"]:
+            con.print(f"  {d}: sent {res['bytes_sent'][d] / 1e6:.2f} MB, received {res['bytes_received'][d] / 1e6:.2f} MB, "
+                      f"weights {res['weights_mb'][d]:.1f} MB, peak memory {res['peak_mem_mb'][d]:.0f} MB")
+        if args.gantt:
+            con.print(f"timelines (measured above predicted) drawn to {args.gantt}")
+    return 0 if res["ok"] else 1
