@@ -11,7 +11,7 @@
 
 This machine has 2 cores, so four workers share them; the measured speedup is
 what these cores give, and the predicted one what four real devices would.
-(An emulated testbed with per-device CPU quotas is the next step.)
+(`edgeslice testbed` emulates real devices with per-device CPU quotas and shaped links.)
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ import torch
 
 
 def main(out_dir: str = "out/demo") -> int:
-    from edgeslice.cli._common import _console
+    from rich.table import Table
+
     from edgeslice.cli import main as cli
+    from edgeslice.cli._common import _console
     from edgeslice.cluster.load import resolve_cluster
     from edgeslice.cost import ClusterCost
     from edgeslice.execute.check import check_plan
     from edgeslice.graph.trace import trace
-    from edgeslice.planners import make_plan, planners
-    from edgeslice.planners._shared.common import evaluate
+    from edgeslice.planners.compare import best, compare
     from edgeslice.program import lower
     from edgeslice.runtime.launch import collect, launch
     from edgeslice.sim import simulate
@@ -47,39 +48,45 @@ def main(out_dir: str = "out/demo") -> int:
     con.print(f"traced vgg16: {len(graph.layers)} layers, {graph.flops / 1e9:.1f} GFLOPs, "
               f"{graph.param_bytes / 1e6:.0f} MB of weights\n")
 
-    # 1. every planner on the built-in 4-device cluster
-    cli(["compare", "--model", "vgg16", "--cluster", "local4"])
+    # 1. every planner on the built-in 4-device cluster, each planned once
     cluster = resolve_cluster("local4")
     cost = ClusterCost(cluster)
-    best_name, best, best_t = None, None, float("inf")
-    for name, info in planners().items():
-        if name in ("bruteforce", "random"):
-            continue
-        plan = make_plan(name, graph, cluster, cost)
-        t = evaluate(plan, graph, cluster, cost)
-        if t < best_t:
-            best_name, best, best_t = name, plan, t
+    results = compare(graph, cluster, cost)
+    local_t = results["local"].latency_s
+    table = Table(title=f"vgg16 3x224x224 on {cluster.name} ({len(cluster.devices)} devices)")
+    for col in ("planner", "predicted ms", "speedup vs local", "MB moved", "segments", "planning s"):
+        table.add_column(col, justify="left" if col == "planner" else "right")
+    won = best(results)
+    for r in results.values():
+        if r.ok:
+            mark = "[bold green]" if r is won else ""
+            table.add_row(r.planner, f"{mark}{r.latency_s * 1e3:.1f}", f"{local_t / r.latency_s:.2f}×",
+                          f"{r.bytes_moved / 1e6:.2f}", str(len(r.plan.segments)), f"{r.planning_s:.2f}")
+    con.print(table)
+    for r in results.values():
+        if not r.ok:
+            con.print(f"  {r.planner} refused: {r.error}", highlight=False)
+    best_name, best_plan, best_t = won.planner, won.plan, won.latency_s
     plan_path = out / f"vgg16-local4-{best_name}.json"
-    best.save(plan_path)
-    local_t = evaluate(make_plan("local", graph, cluster, cost), graph, cluster, cost)
+    best_plan.save(plan_path)
     con.print(f"\nbest plan: [bold]{best_name}[/], predicted {best_t * 1e3:.0f} ms "
               f"({local_t / best_t:.2f}× faster than one device) → {plan_path}\n")
 
     # 2. where every piece runs, and the predicted timeline
     cli(["show", str(plan_path)])
-    program = lower(best, graph)
+    program = lower(best_plan, graph)
     predicted = simulate(program, graph, cluster, cost)
     draw([(f"predicted: {best_name} on local4", predicted)], out / "predicted.png")
 
     # 3. in-process check
-    res = check_plan(best, graph=graph, gm=gm)
+    res = check_plan(best_plan, graph=graph, gm=gm)
     con.print(f"\nin-process check: rel_err {res['rel_err']:.1e} ({'same output' if res['ok'] else 'MISMATCH'}); "
               f"{res['bytes_transferred'] / 1e6:.1f} MB moved; halo recomputation "
               f"{100 * res['halo_flops'] / res['flops_model']:.1f} % of the FLOPs")
 
     # 4. for real: four worker processes over torch.distributed (gloo)
     requests = 3
-    con.print(f"\nrunning it on {len(best.devices)} worker processes ({requests} requests)...")
+    con.print(f"\nrunning it on {len(best_plan.devices)} worker processes ({requests} requests)...")
     run_dir = launch(str(plan_path), requests=requests, timeout=120, out=str(out / "run"))
     run = collect(str(plan_path), run_dir, requests=requests)
     measured, predicted_runs = run.pop("_timelines")
