@@ -88,27 +88,12 @@ def chain_dp(T, B, rate, lat, overhead, src: int, sink: int, objective: str = "l
 
 
 def _chain_latency(T, X, ov, ok, src, sink):
-    L, D = T.shape
-    inf = np.inf
-    cost = np.full((L, D), inf)
-    back = np.zeros((L, D), dtype=np.int64)
-    cost[0] = np.where(ok, X[0, src] + ov + T[0], inf)
-    diag = np.arange(D)
-    for k in range(1, L):
-        # M[d, e]: best cost of layers [0, k) ending on d, then layer k on e (T[k, e] added below)
-        M = cost[k - 1][:, None] + X[k] + ov[None, :]
-        M[diag, diag] = cost[k - 1]  # same device: the segment continues, no overhead, no transfer
-        M[:, ~ok] = inf
-        back[k] = np.argmin(M, axis=0)
-        cost[k] = M[back[k], diag] + T[k]
-    final = cost[L - 1] + X[L, :, sink]
-    d = int(np.argmin(final))
-    value = float(final[d])
-    dev = np.zeros(L, dtype=np.int64)
-    for k in range(L - 1, -1, -1):
-        dev[k] = d
-        d = int(back[k, d])
-    return value, dev
+    """The latency objective: the unit-chain DP without blocks, one unit per layer."""
+    sol = UnitChain(T, X, ov, src, sink).solve(allowed=ok)
+    dev = np.zeros(T.shape[0], dtype=np.int64)
+    for _, u, d in sol.choices:
+        dev[u] = d
+    return sol.value, dev
 
 
 def _chain_throughput(T, X, ov, ok, src, sink):
@@ -166,3 +151,152 @@ def _chain_throughput(T, X, ov, ok, src, sink):
         mask &= ~(1 << pe)
         j, pe = k, pd
     return float(value), dev
+
+
+# ---------------------------------------------------------------------------
+# the unit-chain DP with fused blocks (nfl, FL planners, aofl; layerwise's latency objective)
+# ---------------------------------------------------------------------------
+
+
+class ChainSolution:
+    """The tables of one :meth:`UnitChain.solve`: the optimum, and the best way to reach any boundary."""
+
+    def __init__(self, chain: "UnitChain", W, G, bw, bg):
+        self._c, self.W, self.G, self._bw, self._bg = chain, W, G, bw, bg
+        c = chain
+        finalw = [W[c.U][d] + c.Xl[c.U][d][c.sink] for d in range(c.D)]
+        dw = min(range(c.D), key=lambda d: (finalw[d], d))
+        best, state = finalw[dw], ("W", dw)
+        if G[c.U][c.sink] < best:
+            best, state = G[c.U][c.sink], ("G", c.sink)
+        self.value = float(best)
+        self.choices = self._back(c.U, state) if best < np.inf else []
+
+    def blocks_to(self, k: int, d: int) -> list:
+        """The choices of the best solution whose block ends at boundary ``k`` delivering to device ``d``."""
+        return self._back(k, ("G", d))
+
+    def _back(self, k: int, state) -> list:
+        src = self._c.src
+        choices = []
+        while k > 0:
+            kind, d = state
+            if kind == "G":
+                i, hin, via_g = self._bg[(k, d)]
+                choices.append(("block", i, k, hin, d))
+                k = i
+                state = ("S", src) if i == 0 else (("G", hin) if via_g else ("W", hin))
+                continue
+            choices.append(("whole", k - 1, d))
+            p = self._bw[k][d]
+            k -= 1
+            state = ("S", src) if p == -3 else (("G", d) if p == -2 else ("W", p))
+        choices.reverse()
+        return choices
+
+
+class UnitChain:
+    """The unit-chain DP: place a chain of ``U`` units on ``D`` devices, some runs of units as fused blocks.
+
+    ``T[u, d]`` seconds of unit ``u`` on device ``d``; ``X[k, a, b]`` seconds
+    to move the tensor at boundary ``k`` (before unit ``k``; ``X[0]`` the
+    input, ``X[U]`` the output) from ``a`` to ``b`` (0 when ``a == b``);
+    ``ov[d]`` the overhead of a segment on ``d``; the input is on ``src`` and
+    the output is wanted on ``sink``.  A run of consecutive whole units on one
+    device is one segment (one overhead); devices may be reused.
+
+    :meth:`solve` takes ``blocks[(i, j)]``: a ``D × D`` table ``t[h_in,
+    h_out]`` of the time of units ``i..j-1`` run as one block reading its input
+    on ``h_in`` and delivering its output to ``h_out`` (``inf`` where
+    impossible), or None.  States: ``W[k, d]`` — the tensor at boundary ``k``
+    made by an open whole segment on ``d``; ``G[k, d]`` — delivered by a block
+    to ``d``, whose next whole unit must run there (a new segment).  A block
+    reads ``W[i]`` (or the source at ``i = 0``); with ``adjacent=True`` also
+    ``G[i]`` (a block right after a block, as AOFL's fused blocks are).
+    ``forced[u]`` marks units that may only be inside a block; ``allowed[d]``
+    limits the devices whole units may use.  O(U·D² + Σ blocks·D²), in plain
+    Python lists: D is small, where numpy's per-call cost would dominate.
+
+    Example (two units, the second much faster on device 1)::
+
+        >>> T = np.array([[1.0, 1.0], [1.0, 0.1]])
+        >>> X = np.array([[[0, 5.0], [5.0, 0]], [[0, 0.2], [0.2, 0]], [[0, 0.2], [0.2, 0]]])
+        >>> sol = UnitChain(T, X, np.zeros(2), 0, 0).solve()
+        >>> round(sol.value, 6), sol.choices
+        (1.5, [('whole', 0, 0), ('whole', 1, 1)])
+    """
+
+    def __init__(self, T, X, ov, src: int, sink: int):
+        T = np.asarray(T, dtype=float)
+        self.U, self.D = T.shape
+        self.src, self.sink = int(src), int(sink)
+        X = np.asarray(X, dtype=float)
+        ov = np.broadcast_to(np.asarray(ov, dtype=float), (self.D,))
+        D = self.D
+        self.XO = [[[(0.0 if a == b else float(X[k, a, b] + ov[b])) for b in range(D)] for a in range(D)]
+                   for k in range(self.U + 1)]
+        self.Tl, self.ovl, self.Xl = T.tolist(), ov.tolist(), X.tolist()
+
+    def solve(self, blocks: dict | None = None, forced=None, *, allowed=None, adjacent: bool = False) -> ChainSolution:
+        U, D = self.U, self.D
+        inf = float("inf")
+        XO, ov, X = self.XO, self.ovl, self.Xl
+        T = self.Tl
+        if allowed is not None:
+            bad = [d for d in range(D) if not allowed[d]]
+            T = [[inf if d in bad else v for d, v in enumerate(row)] for row in T]
+        W = [[inf] * D for _ in range(U + 1)]
+        G = [[inf] * D for _ in range(U + 1)]
+        bw = [[-1] * D for _ in range(U + 1)]  # back pointer for W: previous device, -2 = from G, -3 = start
+        ends: dict[int, list] = {}
+        for (i, j), t in (blocks or {}).items():
+            if t is not None:
+                ends.setdefault(j, []).append((i, np.asarray(t).tolist()))
+        bg: dict[tuple[int, int], tuple[int, int, bool]] = {}
+        src = self.src
+        for k in range(U + 1):
+            for i, t in ends.get(k, ()):  # blocks ending at k
+                Gk = G[k]
+                for ho in range(D):
+                    via_g = False
+                    if i == 0:
+                        v, hi = t[src][ho], src
+                    else:
+                        Wi = W[i]
+                        v, hi = inf, -1
+                        for h in range(D):
+                            c = Wi[h] + t[h][ho]
+                            if c < v:
+                                v, hi = c, h
+                        if adjacent:
+                            Gi = G[i]
+                            for h in range(D):
+                                c = Gi[h] + t[h][ho]
+                                if c < v:
+                                    v, hi, via_g = c, h, True
+                    if v < Gk[ho]:
+                        Gk[ho] = v
+                        bg[(k, ho)] = (i, hi, via_g)
+            if k == U:
+                break
+            if forced is not None and forced[k]:
+                continue
+            Tk = T[k]
+            if k == 0:
+                for e in range(D):
+                    W[1][e] = X[0][src][e] + ov[e] + Tk[e]
+                    bw[1][e] = -3
+                continue
+            Wk, Gk, XOk, Wn, bn = W[k], G[k], XO[k], W[k + 1], bw[k + 1]
+            for e in range(D):
+                v, pv = inf, -1
+                for d in range(D):
+                    c = Wk[d] + XOk[d][e]
+                    if c < v:
+                        v, pv = c, d
+                fg = Gk[e] + ov[e]
+                if fg < v:
+                    v, pv = fg, -2
+                Wn[e] = v + Tk[e]
+                bn[e] = pv
+        return ChainSolution(self, W, G, bw, bg)

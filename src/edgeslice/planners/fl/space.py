@@ -32,6 +32,7 @@ import numpy as np
 
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.validate import spatial_ok
+from edgeslice.planners._shared.chain import UnitChain
 from edgeslice.planners._shared.common import crossing_bytes, cut_points
 from edgeslice.program import regions as R
 from edgeslice.program.lower import segment_envelope
@@ -121,7 +122,7 @@ class FLSpace:
         self._paths: dict = {}
         self._sweeps: dict = {}
         self._aff: dict = {}
-        self._lists = None
+        self._chain = None
         self._blocks = None
         self.blocks()
 
@@ -330,99 +331,17 @@ class FLSpace:
     def dp(self, blocks: dict, forced=None):
         """Best time over whole-unit placements given block options; returns (time, choice list).
 
-        ``blocks[(i, j)]`` is a ``D × D`` array ``t[h_in, h_out]`` of block
-        times (``inf`` where impossible) or None; ``forced`` (booleans per unit)
-        marks units that may only be inside a block.  States: ``W[k, d]`` — the
-        tensor at boundary ``k`` made by an open whole segment on ``d``;
-        ``G[k, d]`` — delivered by a block to ``d``, whose next whole unit must
-        run there.  Returns the choices as ``("whole", u, d)`` and
+        The unit-chain DP (:class:`~edgeslice.planners._shared.chain.UnitChain`) over this space's
+        unit times, transfers and overheads: ``blocks[(i, j)]`` is a ``D × D``
+        array ``t[h_in, h_out]`` of block times (``inf`` where impossible) or
+        None; ``forced`` (booleans per unit) marks units that may only be inside
+        a block.  Returns the choices as ``("whole", u, d)`` and
         ``("block", i, j, h_in, h_out)`` in unit order.
         """
-        U, D = self.U, self.D
-        inf = float("inf")
-        if self._lists is None:  # plain lists: D is 2 or 3, where numpy's per-call cost dominates
-            XO = [[[(0.0 if a == b else float(self.X[k, a, b] + self.ov[b])) for b in range(D)] for a in range(D)]
-                  for k in range(U + 1)]
-            self._lists = (XO, self.T.tolist(), self.ov.tolist(), self.X.tolist())
-        XO, T, ov, X = self._lists
-        W = [[inf] * D for _ in range(U + 1)]
-        G = [[inf] * D for _ in range(U + 1)]
-        bw = [[-1] * D for _ in range(U + 1)]  # back pointer for W: previous device, -2 = from G, -3 = start
-        ends: dict[int, list] = {}
-        for (i, j), t in blocks.items():
-            if t is not None:
-                ends.setdefault(j, []).append((i, np.asarray(t).tolist()))
-        bg: dict[tuple[int, int], tuple[int, int, int]] = {}
-        src = self.src
-        for k in range(U + 1):
-            for i, t in ends.get(k, ()):  # blocks ending at k
-                Gk = G[k]
-                for ho in range(D):
-                    if i == 0:
-                        v, hi = t[src][ho], src
-                    else:
-                        Wi = W[i]
-                        v, hi = inf, -1
-                        for h in range(D):
-                            c = Wi[h] + t[h][ho]
-                            if c < v:
-                                v, hi = c, h
-                    if v < Gk[ho]:
-                        Gk[ho] = v
-                        bg[(k, ho)] = (i, hi, k)
-            if k == U:
-                break
-            if forced is not None and forced[k]:
-                continue
-            Tk = T[k]
-            if k == 0:
-                for e in range(D):
-                    W[1][e] = X[0][src][e] + ov[e] + Tk[e]
-                    bw[1][e] = -3
-                continue
-            Wk, Gk, XOk, Wn, bn = W[k], G[k], XO[k], W[k + 1], bw[k + 1]
-            for e in range(D):
-                v, pv = inf, -1
-                for d in range(D):
-                    c = Wk[d] + XOk[d][e]
-                    if c < v:
-                        v, pv = c, d
-                fg = Gk[e] + ov[e]
-                if fg < v:
-                    v, pv = fg, -2
-                Wn[e] = v + Tk[e]
-                bn[e] = pv
-        finalw = [W[U][d] + X[U][d][self.sink] for d in range(D)]
-        dw = min(range(D), key=lambda d: (finalw[d], d))
-        best = finalw[dw]
-        state = ("W", dw)
-        if G[U][self.sink] < best:
-            best = G[U][self.sink]
-            state = ("G", self.sink)
-        if not best < inf:
-            return inf, []
-        choices = []
-        k = U
-        while k > 0:
-            kind, d = state
-            if kind == "G":
-                i, hin, _ = bg[(k, d)]
-                choices.append(("block", i, k, hin, d))
-                k = i
-                state = ("W", hin) if i > 0 else ("S", src)
-                continue
-            choices.append(("whole", k - 1, d))
-            p = bw[k][d]
-            k -= 1
-            if p == -3:
-                state = ("S", src)
-            elif p == -2:
-                state = ("G", d)
-            else:
-                state = ("W", p)
-        choices.reverse()
-        return float(best), choices
-
+        if self._chain is None:
+            self._chain = UnitChain(self.T, self.X, self.ov, self.src, self.sink)
+        sol = self._chain.solve(blocks, forced)
+        return sol.value, sol.choices
 
 class _NoStepsTask:
     steps = ()

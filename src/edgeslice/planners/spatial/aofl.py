@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.plan import Part, Segment
 from edgeslice.plan.validate import spatial_ok
 from edgeslice.planners import register
+from edgeslice.planners._shared.chain import UnitChain
 from edgeslice.planners._shared.common import (
     cut_points,
     evaluate,
@@ -67,10 +70,13 @@ def plan_aofl(graph: LayerGraph, cluster, cost, *, max_block: int = 8, **_):
             spatial_end = j
         else:
             break
-    best = {0: (0.0, [])}
+    # the unit-chain DP on one "device": units are the runs between fusion points, every unit inside a
+    # block (forced), blocks may follow blocks (adjacent); the best way to reach each boundary is kept
+    U = len(pts) - 1
+    blocks, reach = {}, {0}
     for j in range(1, spatial_end + 1):
         for i in range(max(0, j - max_block), j):
-            if i not in best:
+            if i not in reach:
                 continue
             a, e = pts[i], pts[j] - 1
             if not spatial_ok(graph, a, e)[0] or graph.layers[e].out_shape[1] < 2:
@@ -79,12 +85,16 @@ def plan_aofl(graph: LayerGraph, cluster, cost, *, max_block: int = 8, **_):
             if i > 0:
                 prev = graph.layers[a - 1]
                 held = {d: {prev.name: ((0, prev.out_shape[0]), r, (0, prev.out_shape[2]))} for d, r in _strips(graph, a - 1, cluster)}
-            c = best[i][0] + _block_cost(graph, a, e, cluster, cost, held)
-            if j not in best or c < best[j][0]:
-                best[j] = (c, best[i][1] + [(a, e)])
+            blocks[(i, j)] = [[_block_cost(graph, a, e, cluster, cost, held)]]
+            reach.add(j)
+    sol = UnitChain(np.zeros((U, 1)), np.zeros((U + 1, 1, 1)), 0.0, 0, 0).solve(blocks, [True] * U, adjacent=True)
+    best = {0: []}
+    for j in range(1, spatial_end + 1):
+        if sol.G[j][0] < np.inf:
+            best[j] = [(pts[i], pts[k] - 1) for _, i, k, _, _ in sol.blocks_to(j, 0)]
     tail_dev = fastest(cluster).name
     candidates = []
-    for j, (_, blocks) in best.items():
+    for j, blocks in best.items():
         segs = [Segment(graph.layers[a].name, graph.layers[e].name, "spatial",
                         tuple(Part(d, rows=r, cols=(0, graph.layers[e].out_shape[2])) for d, r in _strips(graph, e, cluster)))
                 for a, e in blocks]
