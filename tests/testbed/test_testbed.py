@@ -3,13 +3,16 @@
 Tests that build a testbed need root, iproute2 and a cgroup CPU controller;
 where those are missing they are skipped with the reason.  They use their own
 tag (``t9``), so a user's testbed is never touched, and every test checks that
-nothing it made survives.
+nothing it made survives.  Every process a test starts ends by itself (a
+bounded sleep, a socket timeout) and is waited for, whatever the test's outcome.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +22,7 @@ import pytest
 from edgeslice.cli import main
 from edgeslice.cluster.load import parse_cluster
 from edgeslice.errors import TestbedError
-from edgeslice.testbed import net
+from edgeslice.testbed import cgroups, net
 
 TAG = "t9"
 
@@ -65,6 +68,24 @@ def clean():
     assert _leftovers() == []
 
 
+@contextlib.contextmanager
+def _started(argv, **kw):
+    """A process the test starts; whatever happens, it is ended and waited for (no zombie, no straggler)."""
+    p = subprocess.Popen(argv, **kw)
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        for f in (p.stdout, p.stderr):
+            if f:
+                f.close()
+
+
+SLEEP = "import time; print('in', flush=True); time.sleep(60)"  # ends by itself if nothing ends it
+
+
 # ---- refusals that need no root -------------------------------------------------------------
 
 def test_refuses_without_root_naming_the_capability(monkeypatch):
@@ -93,6 +114,17 @@ def test_bad_tag_and_bad_pin():
         net.down("no/way")
     with pytest.raises(TestbedError, match="this machine has CPUs"):
         net._pin_cpus(_cluster(), "999")
+
+
+def test_a_group_that_cannot_go_is_named_and_keeps_only_its_parents(tmp_path):
+    base = tmp_path / "edgeslice-x"
+    for d in ("a", "b/c", "d"):
+        (base / d).mkdir(parents=True)
+    (base / "b" / "c" / "stray").write_text("")  # rmdir refuses it, as the kernel refuses a busy group
+    gone, left = cgroups.remove(base, deadline=0.0)
+    assert sorted(p.relative_to(base).as_posix() for p in gone) == ["a", "d"]
+    assert len(left) == 1 and left[0].startswith(f"cgroup {base / 'b' / 'c'} (")
+    assert (base / "b" / "c").is_dir()
 
 
 def test_run_testbed_without_a_testbed_says_how(clean, tmp_path, capsys, traced):
@@ -138,12 +170,46 @@ def test_up_shapes_every_pair_pins_and_is_idempotent(clean):
 @needs_testbed
 def test_down_after_a_crash_finds_everything_by_name(clean):
     tb, _ = net.up(_cluster(), tag=TAG)
-    p = subprocess.Popen(tb.wrap("d1", [sys.executable, "-c", "import time; time.sleep(60)"]))
-    (net.STATE_DIR / f"testbed-{TAG}.json").unlink()  # as if `up` had crashed before writing its state
-    assert net.current(TAG) is None
-    net.down(TAG)
-    assert p.wait(timeout=10) != 0  # the process left in the device was killed
+    with _started(tb.wrap("d1", [sys.executable, "-c", SLEEP]), stdout=subprocess.PIPE, text=True) as p:
+        assert p.stdout.readline() == "in\n"  # it is inside the device: in its cgroups and its namespace
+        (net.STATE_DIR / f"testbed-{TAG}.json").unlink()  # as if `up` had crashed before writing its state
+        assert net.current(TAG) is None
+        gone = net.down(TAG)
+        assert p.wait(timeout=30) == -signal.SIGKILL  # the process left in the device was killed
+    assert f"namespace es{TAG}-d1" in gone and f"cgroup {net.CG1_ROOT / f'edgeslice-{TAG}' / 'd1'}" in gone
     assert _leftovers() == []
+
+
+@needs_testbed
+def test_down_while_processes_are_still_entering_leaves_nothing(clean):
+    tb, _ = net.up(_cluster(), tag=TAG)
+    argv = [sys.executable, "-c", SLEEP]
+    with contextlib.ExitStack() as stack:  # started and, at once, the testbed taken down under them
+        ps = [stack.enter_context(_started(tb.wrap(d, argv, defer_cgroups=defer), stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL))
+              for d, defer in (("d0", False), ("d1", True), ("d2", False))]
+        net.down(TAG)
+        assert _leftovers() == []
+        assert all(p.wait(timeout=30) != 0 for p in ps)  # killed, or refused entry: none runs on
+
+
+@needs_testbed
+def test_down_names_what_it_could_not_remove(clean):
+    tb, _ = net.up(_cluster(), tag=TAG)
+    roots = [net.CG1_ROOT / f"edgeslice-{TAG}", net.CPUSET_ROOT / f"edgeslice-{TAG}"]
+    with _started(tb.wrap("d1", [sys.executable, "-c", SLEEP]), stdout=subprocess.PIPE, text=True) as p:
+        assert p.stdout.readline() == "in\n"
+        with pytest.MonkeyPatch.context() as mp, pytest.raises(net.LeftoversError) as err:
+            mp.setattr(os, "kill", lambda pid, sig: None)  # a process that will not die
+            net.down(TAG, wait_s=0.2)
+        msg = str(err.value)
+        for root in roots:
+            assert f"cgroup {root / 'd1'} (processes {p.pid} are still in it)" in msg
+        assert f"namespace es{TAG}-d1 (its name is removed, but processes {p.pid} are still in it)" in msg
+        assert len(err.value.left) == 3 and f"down --tag {TAG}" in msg
+        assert f"cgroup {roots[0] / 'd0'}" in err.value.gone and f"link es{TAG}v1" in err.value.gone
+        assert net.down(TAG) == [f"cgroup {g}" for root in roots for g in (root / "d1", root)]  # now it can go
+        assert p.wait(timeout=30) == -signal.SIGKILL
 
 
 @needs_testbed
@@ -154,15 +220,23 @@ def test_processes_run_inside_their_device_and_talk_over_its_link(clean):
     out = subprocess.run(tb.wrap("d2", [sys.executable, "-c", code]), capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[0] != here
     assert f"edgeslice-{TAG}/d2" in out
-    server = ("import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-              "s.bind(('0.0.0.0', 5999)); s.listen(1); c, a = s.accept(); d = b''\n"
-              "while len(d) < 100000: d += c.recv(65536)\n"
+    # both ends give up by themselves (socket timeouts); the server listens before the client starts
+    server = ("import socket\n"
+              "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.settimeout(60)\n"
+              "s.bind(('0.0.0.0', 5999)); s.listen(1)\n"
+              "print('listening', flush=True)\n"
+              "c, a = s.accept(); c.settimeout(60); d = b''\n"
+              "while len(d) < 100000:\n"
+              "    b = c.recv(65536)\n"
+              "    if not b: break\n"
+              "    d += b\n"
               "c.sendall(str(len(d)).encode() + b' from ' + a[0].encode())")
-    client = ("import socket, time\nfor _ in range(100):\n    try: c = socket.create_connection(('10.77.0.2', 5999)); break\n"
-              "    except OSError: time.sleep(0.05)\nc.sendall(b'x' * 100000); print(c.recv(100).decode())")
-    srv = subprocess.Popen(tb.wrap("d1", [sys.executable, "-c", server]), stdout=subprocess.PIPE, text=True)
-    res = subprocess.run(tb.wrap("d0", [sys.executable, "-c", client]), capture_output=True, text=True, timeout=60)
-    srv.wait(timeout=30)
+    client = ("import socket; c = socket.create_connection(('10.77.0.2', 5999), timeout=60); "
+              "c.sendall(b'x' * 100000); print(c.recv(100).decode())")
+    with _started(tb.wrap("d1", [sys.executable, "-c", server]), stdout=subprocess.PIPE, text=True) as srv:
+        assert srv.stdout.readline() == "listening\n"
+        res = subprocess.run(tb.wrap("d0", [sys.executable, "-c", client]), capture_output=True, text=True, timeout=120)
+        assert srv.wait(timeout=120) == 0
     assert res.stdout.strip() == "100000 from 10.77.0.1"
 
 

@@ -42,6 +42,9 @@ def default_dir(cluster: Cluster, spec: str, input_shape, batch: int) -> Path:
     return Path(".edgeslice") / "testbed" / f"{cluster.name}-{stem}-{shape}-b{batch}"
 
 
+PORT_TRIES = 3
+
+
 def _spawn(tb: Testbed, device: str, argv: list[str], log: Path) -> subprocess.Popen:
     fh = open(log, "w")
     try:
@@ -92,15 +95,26 @@ def probe_links(tb: Testbed, cluster: Cluster, outdir: Path, *, repeat: int = 2,
     """Measure every ordered pair's rate and per-message cost with gloo inside the testbed."""
     names = list(cluster.names)
     out = (outdir / "links.json").resolve()
-    port = 21000 + os.getpid() % 8000
-    procs, logs = {}, {}
-    for r, d in enumerate(names):
-        logs[d] = outdir / f"probe-{d}.log"
-        argv = [sys.executable, "-m", "edgeslice.testbed.probe", "--rank", str(r), "--world", str(len(names)),
-                "--master-addr", tb.address(names[0]), "--master-port", str(port), "--devices", ",".join(names),
-                "--repeat", str(repeat), "--out", str(out)]
-        procs[d] = _spawn(tb, d, argv, logs[d])
-    _wait_all(procs, logs, "probing links", timeout_s)
+    for attempt in range(PORT_TRIES):
+        # the port may still be taken in device 0's namespace (an earlier probe's connections): try another
+        port = 21000 + (os.getpid() + 997 * attempt) % 8000
+        procs, logs = {}, {}
+        for r, d in enumerate(names):
+            logs[d] = outdir / f"probe-{d}.log"
+            argv = [sys.executable, "-m", "edgeslice.testbed.probe", "--rank", str(r), "--world", str(len(names)),
+                    "--master-addr", tb.address(names[0]), "--master-port", str(port), "--devices", ",".join(names),
+                    "--repeat", str(repeat), "--out", str(out)]
+            procs[d] = _spawn(tb, d, argv, logs[d])
+        try:
+            _wait_all(procs, logs, "probing links", timeout_s)
+            break
+        except TestbedError as exc:
+            text = logs[names[0]].read_text(errors="replace") if logs[names[0]].exists() else ""
+            if "EADDRINUSE" not in text and "address already in use" not in text.lower():
+                raise
+            if attempt == PORT_TRIES - 1:
+                raise TestbedError(f"probing links: port {port} on device {names[0]!r} was in use, as were the "
+                                   f"{PORT_TRIES - 1} tried before it ({exc})") from None
     pairs = []
     for r in range(len(names)):
         part = Path(f"{out}.{r}")

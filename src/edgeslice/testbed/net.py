@@ -31,7 +31,11 @@ through ``GLOO_SOCKET_IFNAME=eslink`` and the addresses above.
 
 Everything made is named from the tag, so :func:`down` finds and removes it
 from the system itself — after a crash, a killed run, or with the state file
-(``/run/edgeslice/testbed-<tag>.json``) lost.  :func:`up` is idempotent: the
+(``/run/edgeslice/testbed-<tag>.json``) lost.  It first kills every process in
+the testbed's cgroups and namespaces and waits until they have left, retries
+what the kernel still calls busy, and names whatever it could not remove in a
+:class:`LeftoversError` (see :mod:`edgeslice.testbed.procs`, note "removal is
+bounded, retried and named").  :func:`up` is idempotent: the
 same cluster twice is a no-op, a different one replaces the old.
 """
 
@@ -41,14 +45,15 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from edgeslice.cluster.model import Cluster
 from edgeslice.errors import TestbedError
+from edgeslice.testbed import cgroups, procs
 
 STATE_DIR = Path(os.environ.get("EDGESLICE_STATE_DIR", "/run/edgeslice"))
 IFACE = "eslink"
@@ -57,6 +62,18 @@ PERIOD_US = 10_000
 CG1_ROOT = Path("/sys/fs/cgroup/cpu")
 CG2_ROOT = Path("/sys/fs/cgroup")
 CPUSET_ROOT = Path("/sys/fs/cgroup/cpuset")
+NETNS_DIR = Path("/run/netns")  # where `ip netns` keeps the namespaces' names
+DOWN_WAIT_S = 5.0  # how long `down` waits for processes to leave and for the kernel to let go
+
+
+class LeftoversError(TestbedError):
+    """:func:`down` could not remove everything; ``left`` names each thing and why, ``gone`` what it did remove."""
+
+    def __init__(self, tag: str, gone: list[str], left: list[str]):
+        self.gone, self.left = gone, left
+        super().__init__(f"testbed {tag!r} is not fully down: could not remove {'; '.join(left)} (removed {len(gone)} "
+                         f"other things); run `edgeslice testbed down --tag {tag}` again, or end those processes and "
+                         "remove what is named by hand")
 
 
 def _names(tag: str) -> dict:
@@ -76,15 +93,6 @@ def _sh(*cmd: str, what: str = "", check: bool = True) -> subprocess.CompletedPr
     return r
 
 
-def _cgroup_mode() -> str | None:
-    if (CG1_ROOT / "cpu.cfs_quota_us").exists():
-        return "v1"
-    ctl = CG2_ROOT / "cgroup.controllers"
-    if ctl.exists() and "cpu" in ctl.read_text().split():
-        return "v2"
-    return None
-
-
 def preflight() -> None:
     """Refuse, naming the missing capability, where a testbed cannot be built."""
     if os.geteuid() != 0:
@@ -93,7 +101,7 @@ def preflight() -> None:
     for tool in ("ip", "tc"):
         if shutil.which(tool) is None:
             raise TestbedError(f"`{tool}` is not installed; the testbed needs iproute2: apt-get install iproute2")
-    if _cgroup_mode() is None:
+    if cgroups.mode(CG1_ROOT, CG2_ROOT) is None:
         raise TestbedError("no cgroup CPU controller is mounted (looked for /sys/fs/cgroup/cpu/cpu.cfs_quota_us and a "
                            "cgroup v2 'cpu' controller); CPU quotas cannot be emulated")
 
@@ -244,25 +252,7 @@ def _netem_ok(ns: str) -> bool:
 
 
 def _pin_cpus(cluster: Cluster, pin: str) -> str | None:
-    """The host CPU list the devices are pinned to (cpuset syntax), or None (see the module docstring)."""
-    ncpu = os.cpu_count() or 1
-    if pin == "none":
-        return None
-    if pin == "auto":
-        total = sum(d.cpus or 0 for d in cluster.devices)
-        if any(d.cpus is None for d in cluster.devices) or total > 1.0 or ncpu < 2 or not CPUSET_ROOT.is_dir():
-            return None
-        return "0"
-    try:
-        cpus = sorted({int(x) for x in pin.split(",")})
-    except ValueError:
-        raise TestbedError(f"--pin {pin!r}: give host CPU numbers like 0 or 0,1, or 'auto' or 'none'") from None
-    bad = [c for c in cpus if not 0 <= c < ncpu]
-    if bad:
-        raise TestbedError(f"--pin {pin!r}: this machine has CPUs 0-{ncpu - 1}, not {bad[0]}")
-    if not CPUSET_ROOT.is_dir():
-        raise TestbedError("--pin needs the cgroup v1 cpuset controller (/sys/fs/cgroup/cpuset), which is not mounted")
-    return ",".join(map(str, cpus))
+    return cgroups.pin_cpus(cluster, pin, CPUSET_ROOT)
 
 
 def up(cluster: Cluster, *, tag: str = "0", source_file: str | None = None, pin: str = "auto",
@@ -279,9 +269,8 @@ def up(cluster: Cluster, *, tag: str = "0", source_file: str | None = None, pin:
     down(tag)
     say = progress or (lambda _msg: None)
     n = _names(tag)
-    mode = _cgroup_mode()
+    mode = cgroups.mode(CG1_ROOT, CG2_ROOT)
     notes: list[str] = []
-    made_ok = False
     try:
         say(f"bridge {n['bridge']}")
         _sh("ip", "link", "add", n["bridge"], "type", "bridge", what="creating the bridge (kernel bridge support)")
@@ -330,11 +319,11 @@ def up(cluster: Cluster, *, tag: str = "0", source_file: str | None = None, pin:
         base = (CG1_ROOT if mode == "v1" else CG2_ROOT) / n["cgroup"]
         base.mkdir(exist_ok=True)
         if mode == "v2":
-            _enable_v2_cpu(base)
+            cgroups.enable_v2_cpu(CG2_ROOT, base)
         for d in cluster.devices:
             cg = base / d.name
             cg.mkdir(exist_ok=True)
-            _set_quota(cg, mode, d.cpus)
+            cgroups.set_quota(cg, mode, d.cpus, PERIOD_US)
             if d.cpus is None:
                 notes.append(f"device {d.name!r} has no 'cpus': its CPU is not limited")
         total = sum(d.cpus or 0 for d in cluster.devices)
@@ -362,81 +351,89 @@ def up(cluster: Cluster, *, tag: str = "0", source_file: str | None = None, pin:
                      source_file, cpuset)
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         _state_path(tag).write_text(json.dumps(tb.to_dict(), indent=2) + "\n")
-        made_ok = True
         return tb, True
-    finally:
-        if not made_ok:
-            down(tag)
-
-
-def _enable_v2_cpu(base: Path) -> None:
-    for p in (CG2_ROOT, base):
-        ctl = p / "cgroup.subtree_control"
-        if "cpu" not in ctl.read_text().split():
-            ctl.write_text("+cpu")
-
-
-def _set_quota(cg: Path, mode: str, cpus: float | None) -> None:
-    if mode == "v1":
-        (cg / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-        (cg / "cpu.cfs_quota_us").write_text(str(-1 if cpus is None else max(1000, round(cpus * PERIOD_US))))
-    else:
-        (cg / "cpu.max").write_text(f"{'max' if cpus is None else max(1000, round(cpus * PERIOD_US))} {PERIOD_US}")
-
-
-def _kill_cgroup(cg: Path) -> None:
-    procs = cg / "cgroup.procs"
-    for _ in range(50):
+    except BaseException as exc:
         try:
-            pids = [int(x) for x in procs.read_text().split()]
-        except OSError:
-            return
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
+            down(tag)
+        except TestbedError as left:  # the error that stopped `up` comes first; what is left is said with it
+            exc.add_note(f"and cleaning up after it: {left}")
+        raise
 
 
-def down(tag: str = "0") -> list[str]:
-    """Remove everything the testbed of ``tag`` made (found by name, not only from the state file); return what went."""
-    gone = []
+def _ns_inode(ns: str) -> int | None:
+    try:
+        return (NETNS_DIR / ns).stat().st_ino
+    except OSError:
+        return None
+
+
+def down(tag: str = "0", *, wait_s: float = DOWN_WAIT_S) -> list[str]:
+    """Remove everything the testbed of ``tag`` made (found by name, not only from the state file); return what went.
+
+    Every process in the testbed's cgroups and namespaces is killed and waited for, for at most
+    ``wait_s`` in all; what still cannot be removed then is named in a :class:`LeftoversError`
+    (after everything else has been removed).  Example: ``edgeslice.testbed.net.down("0")``.
+    """
     n = _names(tag)
-    for base in (CG1_ROOT / n["cgroup"], CG2_ROOT / n["cgroup"], CPUSET_ROOT / n["cgroup"]):
-        if base.is_dir():
-            for cg in [p for p in base.iterdir() if p.is_dir()]:
-                _kill_cgroup(cg)
-                try:
-                    cg.rmdir()
-                    gone.append(f"cgroup {cg}")
-                except OSError:
-                    pass
-            _kill_cgroup(base)
-            try:
-                base.rmdir()
-                gone.append(f"cgroup {base}")
-            except OSError:
-                pass
-    for ns in _netns_list():
-        if ns.startswith(n["ns"]):
-            r = _sh("ip", "netns", "pids", ns, check=False)
-            for pid in r.stdout.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            _sh("ip", "netns", "del", ns, check=False)
-            gone.append(f"namespace {ns}")
-    for link in _links_with(n["veth"]) + _links_with(n["bridge"]):
-        if _sh("ip", "link", "del", link, check=False).returncode == 0:
-            gone.append(f"link {link}")
+    deadline = time.monotonic() + wait_s
+    bases = list(dict.fromkeys(root / n["cgroup"] for root in (CG1_ROOT, CG2_ROOT, CPUSET_ROOT)))
+    joinable = tuple(f"{b}/" for b in bases)
+    nss = sorted(ns for ns in _netns_list() if ns.startswith(n["ns"]))
+    inodes = {ino: ns for ns in nss if (ino := _ns_inode(ns)) is not None}
+
+    def everyone() -> set[int]:
+        found = procs.holders(set(inodes), joinable)
+        for b in bases:
+            for cg in cgroups.groups(b):
+                found |= cgroups.members(cg)
+        return found
+
+    procs.kill_until_empty(everyone, deadline)
+    gone: list[str] = []
+    left: list[str] = []
+    for b in bases:
+        removed, stuck = cgroups.remove(b, deadline)
+        gone += [f"cgroup {p}" for p in removed]
+        left += stuck
+    for ns in nss:
+        ino = _ns_inode(ns)
+        while True:
+            if ino is not None:
+                procs.kill_until_empty(partial(procs.holders, {ino}), deadline)
+            r = _sh("ip", "netns", "del", ns, check=False)
+            if not (NETNS_DIR / ns).exists():
+                gone.append(f"namespace {ns}")
+                break
+            if time.monotonic() >= deadline:
+                why = (r.stderr or r.stdout).strip() or f"exit {r.returncode}"
+                left.append(f"namespace {ns} (`ip netns del`: {why})")
+                break
+            time.sleep(0.01)
+    # the names are gone, so nothing new can enter; what is still inside keeps the namespace (and its veth) alive
+    for ino, ns in inodes.items():
+        stuck = procs.kill_until_empty(partial(procs.holders, {ino}), deadline)
+        if stuck:
+            left.append(f"namespace {ns} (its name is removed, but processes {', '.join(map(str, sorted(stuck)))} "
+                        "are still in it)")
+    links = _links_with(n["veth"]) + _links_with(n["bridge"])
+    errors: dict[str, str] = {}
+    while True:
+        for link in links:
+            r = _sh("ip", "link", "del", link, check=False)
+            if r.returncode != 0:
+                errors[link] = (r.stderr or r.stdout).strip()
+        still = set(_links_with(n["veth"]) + _links_with(n["bridge"]))
+        if not still or time.monotonic() >= deadline:
+            break
+        time.sleep(0.01)  # a veth also goes when its namespace is dismantled, which the kernel does later
+    gone += [f"link {l}" for l in links if l not in still]
+    left += [f"link {l} (`ip link del`: {errors.get(l) or 'it is still there'})" for l in sorted(still)]
     p = _state_path(tag)
     if p.exists():
-        p.unlink()
+        p.unlink(missing_ok=True)
         gone.append(f"state {p}")
+    if left:
+        raise LeftoversError(tag, gone, left)
     return gone
 
 
