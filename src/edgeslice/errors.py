@@ -30,6 +30,10 @@ class PlanMismatchError(PlanError):
     """A plan was made for a different model, input shape or batch than it is used with."""
 
 
+class OptionError(EdgesliceError):
+    """A planner option is unknown, ill-typed or out of range (names the planner, the option and what it accepts)."""
+
+
 class LoweringError(EdgesliceError):
     """A valid-looking plan could not be lowered to a Program (names the segment and part)."""
 

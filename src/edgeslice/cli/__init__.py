@@ -2,8 +2,11 @@
 
 Every command that takes a plan file needs nothing else: the plan names its
 model, input and batch.  User errors (an :class:`~edgeslice.errors.EdgesliceError`)
-print one line on stderr and exit with status 2; ``check`` exits 1 when the
-partitioned output differs from the model's.
+print one line on stderr and exit with status 2; so do bad command lines (an
+unknown flag, a value argparse cannot parse: :class:`_Parser`), where a
+command may name what it would take instead (``plan`` and ``compare``: the
+planners' options).  ``check`` exits 1 when the partitioned output differs
+from the model's.
 """
 
 from __future__ import annotations
@@ -17,8 +20,20 @@ from edgeslice.errors import EdgesliceError
 COMMANDS = ('models', 'planners', 'layers', 'plan', 'simulate', 'compare', 'profile', 'run', 'worker', 'bench', 'testbed', 'show', 'check')
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line on stderr (``edgeslice: error: plan: ...``), exit status 2."""
+
+    def error(self, message: str):
+        where = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        print(f"edgeslice: error: {where}{message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="edgeslice", description="Partition CNN inference over heterogeneous edge devices.")
+    from edgeslice import __version__
+
+    ap = _Parser(prog="edgeslice", description="Partition CNN inference over heterogeneous edge devices.")
+    ap.add_argument("--version", action="version", version=f"edgeslice {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"edgeslice.cli.{name}").add(sub)
@@ -26,7 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:  # a command's ``on_unknown(args, extra)`` may say what it takes instead
+        hook = getattr(args, "on_unknown", None)
+        try:
+            msg = hook(args, extra) if hook else f"unrecognized arguments: {' '.join(extra)}"
+        except EdgesliceError as exc:
+            msg = str(exc)
+        print(f"edgeslice: error: {msg}", file=sys.stderr)
+        return 2
     if getattr(args, "input", None) is None and hasattr(args, "input") and getattr(args, "model", None):
         from edgeslice.models import model_info
 

@@ -10,50 +10,33 @@ from edgeslice.cli._common import (
     _positive,
     model_args,
 )
+from edgeslice.cli._options import add_option_flags, given_options, unknown_flag_message
 
 
 def add(sub) -> None:
-    p = sub.add_parser("plan", help="make a plan and write it to a JSON file")
+    # no prefix matching: --iteration must not quietly mean --iterations
+    p = sub.add_parser("plan", help="make a plan and write it to a JSON file", allow_abbrev=False)
     model_args(p)
     p.add_argument("--cluster", default=None, help="cluster YAML file or bundled name (pi4x4, iot-edge, hetero3, mec, local4, testbed4, testbed-hetero, testbed-fl)")
     p.add_argument("--devices", type=_positive, default=4, help="without --cluster: N identical devices d0..dN-1")
     p.add_argument("--planner", default="random", help="see `edgeslice planners`")
-    p.add_argument("--seed", type=int, default=None, help="random, fl-psomw: seed (default 0)")
-    p.add_argument("--swarm", type=_positive, default=None, help="fl-psomw: particles (default 24)")
-    p.add_argument("--iterations", type=int, default=None, help="fl-psomw: swarm iterations (default 40)")
-    p.add_argument("--polish", type=int, default=None, help="fl-psomw, fl-dpls: local-search evaluations (default 1200)")
-    p.add_argument("--limit", type=float, default=None, help="fl-bf: most path assignments to try (default 2e6)")
-    p.add_argument("--max-block", type=_positive, default=None, help="fl-*: most units in one fused block (default 12)")
-    p.add_argument("--n", type=_positive, default=None, help="ftp: grid rows")
-    p.add_argument("--m", type=_positive, default=None, help="ftp: grid columns")
-    p.add_argument("--layers", type=_positive, default=None, help="ftp: number of fused layers")
-    p.add_argument("--objective", choices=("latency", "throughput"), default=None, help="layerwise: what to minimise")
     p.add_argument("-o", "--output", default="plan.json")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(fn=run)
-
-
-def _planner_options(args) -> dict:
-    opts = {}
-    for key in ("seed", "n", "m", "layers", "objective", "swarm", "iterations", "polish", "limit", "max_block"):
-        v = getattr(args, key, None)
-        if v is not None:
-            opts[key] = v
-    return opts
+    add_option_flags(p)
+    p.set_defaults(fn=run, on_unknown=lambda args, extra: unknown_flag_message(p, extra, [args.planner]))
 
 
 def run(args) -> int:
     from edgeslice.cost import ClusterCost
     from edgeslice.graph.trace import trace
-    from edgeslice.planners import make_plan
+    from edgeslice.planners import make_plan, planner_options
     from edgeslice.planners._shared.common import evaluate
 
+    opts = given_options(args)  # only what was given: the planner's defaults fill the rest
+    planner_options(args.planner, cli=True, **opts)  # a bad option is reported before the model is traced
     graph, _ = trace(args.model, args.input, args.batch, args.weights)
     cluster = _cluster(args)
     cost = ClusterCost(cluster)
-    opts = _planner_options(args)
-    if args.planner not in ("random", "fl-psomw"):
-        opts.pop("seed", None)
     t0 = time.perf_counter()
     plan = make_plan(args.planner, graph, cluster, cost, **opts)
     planning = time.perf_counter() - t0

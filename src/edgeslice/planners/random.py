@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 
+from edgeslice.cluster.model import Cluster
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.plan import ModelRef, Part, Plan, Segment
 from edgeslice.plan.validate import cuttable, spatial_ok
@@ -55,7 +56,7 @@ def _spans(rng: random.Random, graph: LayerGraph, max_segments: int) -> list[tup
 
 
 def random_plan(graph: LayerGraph, devices: tuple[str, ...], source: str, sink: str, *, seed: int = 0,
-                max_segments: int = 8, max_parts: int = 4, cluster_name: str | None = None) -> Plan:
+                max_segments: int = 8, max_parts: int = 4, cluster: Cluster | None = None) -> Plan:
     """Draw a valid plan for ``graph`` over ``devices`` (see module docstring)."""
     rng = random.Random(seed)
     segments = []
@@ -100,13 +101,25 @@ def random_plan(graph: LayerGraph, devices: tuple[str, ...], source: str, sink: 
         segments.append(seg)
     model = ModelRef(graph.spec, graph.input_shape, graph.batch, graph.fingerprint)
     return Plan(model, tuple(devices), source, sink, tuple(segments), planner="random",
-                options=(("seed", seed),), cluster=cluster_name)
+                options=(("seed", seed),), cluster=cluster)
 
+
+from dataclasses import dataclass  # noqa: E402
 
 from edgeslice.planners import register  # noqa: E402
+from edgeslice.planners.options import PlannerOptions, option  # noqa: E402
 
 
-@register("random", "random valid plan mixing spatial, channel and partial-sum cuts (a fuzzer; --seed)")
-def plan_random(graph: LayerGraph, cluster, cost, *, seed: int = 0, **opts) -> Plan:
-    return random_plan(graph, cluster.names, cluster.source, cluster.sink, seed=seed,
-                       cluster_name=None if cluster.name.startswith("uniform") else cluster.name, **opts)
+@dataclass(frozen=True)
+class RandomOptions(PlannerOptions):
+    seed: int = option(0, "random seed (the same seed gives the same plan)", min=0)
+    max_segments: int = option(8, "most segments drawn")
+    max_parts: int = option(4, "most parts per segment (and rows / columns of a grid)", min=2)
+
+
+@register("random", "random valid plan mixing spatial, channel and partial-sum cuts (a fuzzer; --seed)",
+          options=RandomOptions)
+def plan_random(graph: LayerGraph, cluster, cost, opts: RandomOptions) -> Plan:
+    return random_plan(graph, cluster.names, cluster.source, cluster.sink, seed=opts.seed,
+                       max_segments=opts.max_segments, max_parts=opts.max_parts,
+                       cluster=cluster)

@@ -300,3 +300,74 @@ class UnitChain:
                 Wn[e] = v + Tk[e]
                 bn[e] = pv
         return ChainSolution(self, W, G, bw, bg)
+
+
+def chain_latency_milp(T, X, ov, src: int, sink: int, w, a, cap) -> tuple[float, np.ndarray] | None:
+    """:func:`chain_dp`'s latency objective under a memory capacity per device, as a MILP (HiGHS via scipy).
+
+    ``w[l]`` bytes of layer ``l``'s weights and ``a[l]`` bytes of its working
+    set (note *resident* in :mod:`edgeslice.program.memory`); device ``d`` may
+    hold ``Σ w[l]·x[l, d] + max_l a[l]·x[l, d] ≤ cap[d]``.  Variables:
+    ``x[l, d]`` (layer on device, binary), ``z[k, a, b]`` (the device changes
+    from ``a`` to ``b`` before layer ``k``: ``z ≥ x[k-1, a] + x[k, b] − 1``,
+    and minimisation keeps it at the product since its cost is ≥ 0), ``p[d]``
+    (the device's peak working set).  Returns ``(value, device per layer)``,
+    or None when no placement fits.
+
+    Example (the fast device 1 is too small for layer 1)::
+
+        >>> T = np.array([[1.0, 0.1], [1.0, 0.1]])
+        >>> X = np.zeros((3, 2, 2)); X[1] = X[2] = [[0, 0.01], [0.01, 0]]
+        >>> v, dev = chain_latency_milp(T, X, 0.0, 0, 0, w=[1, 5], a=[0, 0], cap=[10, 4])
+        >>> round(v, 6), dev.tolist()
+        (1.11, [1, 0])
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    T = np.asarray(T, dtype=float)
+    L, D = T.shape
+    X = np.asarray(X, dtype=float)
+    ov = np.broadcast_to(np.asarray(ov, dtype=float), (D,))
+    w, a, cap = (np.asarray(v, dtype=float) for v in (w, a, cap))
+    pairs = [(p, q) for p in range(D) for q in range(D) if p != q]
+    nx, nz = L * D, (L - 1) * len(pairs)
+    n = nx + nz + D
+    xi = lambda l, d: l * D + d  # noqa: E731
+    zi = lambda k, j: nx + (k - 1) * len(pairs) + j  # noqa: E731
+    c = np.zeros(n)
+    c[:nx] = T.ravel()
+    for d in range(D):
+        c[xi(0, d)] += X[0, src, d] + ov[d]
+        c[xi(L - 1, d)] += X[L, d, sink]
+    for k in range(1, L):
+        for j, (p, q) in enumerate(pairs):
+            c[zi(k, j)] = X[k, p, q] + ov[q]
+    rows, lo, hi = [], [], []
+
+    def row(entries, lb, ub):
+        r = np.zeros(n)
+        for i, v in entries:
+            r[i] += v
+        rows.append(r)
+        lo.append(lb)
+        hi.append(ub)
+
+    for l in range(L):
+        row([(xi(l, d), 1.0) for d in range(D)], 1.0, 1.0)
+    for k in range(1, L):
+        for j, (p, q) in enumerate(pairs):
+            row([(zi(k, j), 1.0), (xi(k - 1, p), -1.0), (xi(k, q), -1.0)], -1.0, np.inf)
+    for d in range(D):
+        row([(xi(l, d), w[l]) for l in range(L)] + [(nx + nz + d, 1.0)], -np.inf, cap[d])
+        for l in range(L):
+            if a[l] > 0:
+                row([(nx + nz + d, 1.0), (xi(l, d), -a[l])], 0.0, np.inf)
+    integrality = np.zeros(n)
+    integrality[:nx] = 1
+    res = milp(c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=integrality,
+               bounds=Bounds(np.zeros(n), np.r_[np.ones(nx + nz), np.full(D, np.inf)]),
+               options={"mip_rel_gap": 0.0})
+    if res.x is None:
+        return None
+    dev = np.argmax(res.x[:nx].reshape(L, D), axis=1)
+    return float(res.fun), dev

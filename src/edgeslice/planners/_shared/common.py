@@ -23,10 +23,9 @@ def model_ref(graph: LayerGraph) -> ModelRef:
 
 
 def make(graph: LayerGraph, cluster: Cluster, segments, planner: str, **options) -> Plan:
-    """A Plan over ``cluster``'s devices from ``segments`` (Segment values)."""
+    """A Plan over ``cluster``'s devices from ``segments`` (Segment values); the plan carries ``cluster``."""
     return Plan(model_ref(graph), cluster.names, cluster.source, cluster.sink, tuple(segments), planner=planner,
-                options=tuple(sorted(options.items())),
-                cluster=None if cluster.name.startswith("uniform") else cluster.name)
+                options=tuple(sorted(options.items())), cluster=cluster)
 
 
 def whole_segments(graph: LayerGraph, devices_per_layer) -> list[Segment]:

@@ -21,8 +21,8 @@ Waiting are described in :mod:`edgeslice.planners.fl.space` and :mod:`edgeslice.
     chain DP over every block with *count-family* offloading
     (:func:`count_seed`) are then improved by a local search; the final
     answer is the better (simulated) of that and NFL's, so it is never worse
-    than ``nfl``.  Options: ``swarm``, ``iterations``, ``seed``,
-    ``max_block``, ``patience``, ``polish``.
+    than ``nfl``.  Options (:class:`~edgeslice.planners.fl.swarm.FLPsomwOptions`): ``swarm``,
+    ``iterations``, ``seed``, ``patience``, ``polish``, ``slots``, ``max_block``, ``layouts``.
 ``fl-dpls``
     the same without the swarm: :func:`count_seed`'s solution and NFL's,
     improved by the same local search.  Deterministic; on the benchmark sweep

@@ -20,6 +20,19 @@ from edgeslice.planners.fl.assign import (
 )
 from edgeslice.planners.fl.flowshop import block_time, block_times_many
 from edgeslice.planners.fl.space import LAYOUTS, FLSpace
+from edgeslice.planners.options import NoOptions, PlannerOptions, option, parse_layouts
+
+# The FL planners' shared options, declared once.
+STANDARD_LAYOUTS = ",".join(f"{r}x{c}" for r, c in LAYOUTS)
+
+
+def max_block_option():
+    return option(12, "most units (runs of layers between cut points) fused into one block")
+
+
+def layouts_option():
+    return option(STANDARD_LAYOUTS, "the path layouts a block may take, rows x columns, comma-separated",
+                  parse=parse_layouts)
 
 
 @dataclass
@@ -37,6 +50,8 @@ class FLResult:
 def _layouts(opt) -> tuple[tuple[int, int], ...]:
     if opt is None:
         return LAYOUTS
+    if isinstance(opt, str):
+        opt = opt.split(",")
     out = []
     for x in opt:
         if isinstance(x, str):
@@ -100,7 +115,7 @@ def nfl_solve(space: FLSpace) -> tuple[float, Plan]:
 
 
 @register("nfl", "no-fused-layer partial offloading: whole layers on the device or an edge server, optimal by chain DP", exact=True)
-def plan_nfl(graph: LayerGraph, cluster, cost, **_):
+def plan_nfl(graph: LayerGraph, cluster, cost, opts: NoOptions):
     return nfl_solve(_space(graph, cluster, cost))[1]
 
 
@@ -160,13 +175,21 @@ def exact_solve(space: FLSpace, *, exhaustive: bool, limit: float | None = None,
     return FLResult(plan, val, [], evals, time.perf_counter() - t0)
 
 
-@register("fl-bf", "FL brute force: every fused-block choice, layout and path assignment (exact; small cases, --limit)", exact=True)
-def plan_fl_bf(graph: LayerGraph, cluster, cost, *, limit: float = 2e6, max_block: int = 12, layouts=None, **_):
-    space = _space(graph, cluster, cost, layouts, max_block)
-    return exact_solve(space, exhaustive=True, limit=limit, planner="fl-bf", max_block=max_block).plan
+@dataclass(frozen=True)
+class FLBfOptions(PlannerOptions):
+    limit: float = option(2e6, "most path assignments to evaluate before refusing")
+    max_block: int = max_block_option()
+    layouts: str = layouts_option()
 
 
-def plan_fl_dp(graph: LayerGraph, cluster, cost, *, max_block: int = 12, layouts=None, **_):
+@register("fl-bf", "FL brute force: every fused-block choice, layout and path assignment (exact; small cases, --limit)", exact=True,
+          options=FLBfOptions)
+def plan_fl_bf(graph: LayerGraph, cluster, cost, opts: FLBfOptions):
+    space = _space(graph, cluster, cost, opts.layouts, opts.max_block)
+    return exact_solve(space, exhaustive=True, limit=opts.limit, planner="fl-bf", max_block=opts.max_block).plan
+
+
+def plan_fl_dp(graph: LayerGraph, cluster, cost, *, max_block: int = 12, layouts=None):
     space = _space(graph, cluster, cost, layouts, max_block)
     return exact_solve(space, exhaustive=False, planner="fl-dp", max_block=max_block).plan
 

@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.planners import register
 from edgeslice.planners._shared.common import evaluate, make
-from edgeslice.planners.fl.exact import FLResult, _space, build_plan, nfl_solve
+from edgeslice.planners.fl.exact import FLResult, _space, build_plan, layouts_option, max_block_option, nfl_solve
 from edgeslice.planners.fl.search import _Decoder, count_seed
 from edgeslice.planners.fl.space import FLSpace
+from edgeslice.planners.options import PlannerOptions, option
+
+
+def polish_option():
+    return option(1200, "local-search evaluations (0: no local search)", min=0)
 
 
 def psomw_solve(space: FLSpace, *, swarm: int = 24, iterations: int = 40, seed: int = 0, patience: int | None = None,
@@ -135,16 +141,34 @@ def dpls_solve(space: FLSpace, *, polish: int = 1200) -> FLResult:
                    [float(val), dec.fitness(gkey)[0]], t0)
 
 
+@dataclass(frozen=True)
+class FLDplsOptions(PlannerOptions):
+    max_block: int = max_block_option()
+    layouts: str = layouts_option()
+    polish: int = polish_option()
+
+
 @register("fl-dpls", "FL without a swarm: chain DP over every fused block with count-family offloading, then "
-                     "PSOMW's local search (--polish); deterministic")
-def plan_fl_dpls(graph: LayerGraph, cluster, cost, *, max_block: int = 12, layouts=None, polish: int = 1200, **_):
-    return dpls_solve(_space(graph, cluster, cost, layouts, max_block), polish=polish).plan
+                     "PSOMW's local search (--polish); deterministic", options=FLDplsOptions)
+def plan_fl_dpls(graph: LayerGraph, cluster, cost, opts: FLDplsOptions):
+    return dpls_solve(_space(graph, cluster, cost, opts.layouts, opts.max_block), polish=opts.polish).plan
+
+
+@dataclass(frozen=True)
+class FLPsomwOptions(PlannerOptions):
+    swarm: int = option(24, "particles in the swarm", min=2)
+    iterations: int = option(40, "swarm iterations")
+    seed: int = option(0, "random seed (the same seed gives the same plan)", min=0)
+    patience: int | None = option(None, "stop the swarm after this many iterations without improvement (default: never)")
+    polish: int = polish_option()
+    slots: int = option(3, "most fused blocks one particle encodes")
+    max_block: int = max_block_option()
+    layouts: str = layouts_option()
 
 
 @register("fl-psomw", "FL + PSOMW (Zhou et al. TPDS 2023): particle swarm over fused blocks and path offloading, "
-                      "Minimizing-Waiting path order (--swarm --iterations --seed)")
-def plan_fl_psomw(graph: LayerGraph, cluster, cost, *, swarm: int = 24, iterations: int = 40, seed: int = 0,
-                  patience: int | None = None, max_block: int = 12, layouts=None, slots: int = 3, polish: int = 1200, **_):
-    space = _space(graph, cluster, cost, layouts, max_block)
-    return psomw_solve(space, swarm=swarm, iterations=iterations, seed=seed, patience=patience, slots=slots,
-                       polish=polish).plan
+                      "Minimizing-Waiting path order (--swarm --iterations --seed)", options=FLPsomwOptions)
+def plan_fl_psomw(graph: LayerGraph, cluster, cost, opts: FLPsomwOptions):
+    space = _space(graph, cluster, cost, opts.layouts, opts.max_block)
+    return psomw_solve(space, swarm=opts.swarm, iterations=opts.iterations, seed=opts.seed, patience=opts.patience,
+                       slots=opts.slots, polish=opts.polish).plan

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from edgeslice.graph.layer import LayerGraph
@@ -18,6 +20,7 @@ from edgeslice.planners._shared.common import (
     proportional,
     speed,
 )
+from edgeslice.planners.options import PlannerOptions, option
 from edgeslice.planners.spatial.ftp import _tail
 from edgeslice.program import regions as R
 from edgeslice.program.lower import analyse_part, segment_envelope
@@ -60,8 +63,15 @@ def _block_cost(graph: LayerGraph, a: int, e: int, cluster, cost, held: dict | N
     return worst
 
 
-@register("aofl", "AOFL: dynamic programming over fusion points, strip-partitioned fused blocks sized by device speed")
-def plan_aofl(graph: LayerGraph, cluster, cost, *, max_block: int = 8, **_):
+@dataclass(frozen=True)
+class AoflOptions(PlannerOptions):
+    max_block: int = option(8, "most units (runs of layers between cut points) fused into one block")
+
+
+@register("aofl", "AOFL: dynamic programming over fusion points, strip-partitioned fused blocks sized by device speed",
+          options=AoflOptions)
+def plan_aofl(graph: LayerGraph, cluster, cost, opts: AoflOptions):
+    max_block = opts.max_block
     pts = [0] + cut_points(graph) + [len(graph.layers)]
     # block candidates between boundaries pts[i] .. pts[j] (layers pts[i] .. pts[j]-1)
     spatial_end = 0

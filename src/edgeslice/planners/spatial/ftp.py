@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from edgeslice.errors import EdgesliceError
+from edgeslice.errors import EdgesliceError, OptionError
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.plan import Part, Segment
 from edgeslice.plan.validate import spatial_ok
@@ -14,6 +15,7 @@ from edgeslice.planners._shared.common import (
     evaluate,
     make,
 )
+from edgeslice.planners.options import PlannerOptions, option
 
 
 def _grid_shape(n_devices: int) -> tuple[int, int]:
@@ -38,8 +40,25 @@ def _grid(graph: LayerGraph, last: int, n: int, m: int, devices) -> tuple[Part, 
                  for i in range(n) for j in range(m))
 
 
-@register("ftp", "DeepThings fused tile partitioning: N×M grid over the first L fused layers, rest on the gateway (--n --m --layers)")
-def plan_ftp(graph: LayerGraph, cluster, cost, *, n: int | None = None, m: int | None = None, layers: int | None = None, **_):
+@dataclass(frozen=True)
+class FtpOptions(PlannerOptions):
+    """``n`` and ``m`` go together: both, or neither for the most square N×M grid with N·M = the number of devices."""
+
+    n: int | None = option(None, "grid rows, with --m (neither: the most square grid, N*M = devices)")
+    m: int | None = option(None, "grid columns, with --n")
+    layers: int | None = option(None, "fused layers tiled (default: every prefix that can be tiled, the fastest kept)")
+
+    def check(self) -> None:
+        if (self.n is None) != (self.m is None):
+            given, other = ("n", "m") if self.m is None else ("m", "n")
+            raise OptionError(f"options 'n' and 'm' (--n, --m) go together: got {given}={getattr(self, given)} without "
+                              f"{other}; give both, or neither for the most square grid over the devices")
+
+
+@register("ftp", "DeepThings fused tile partitioning: N×M grid over the first L fused layers, rest on the gateway (--n --m --layers)",
+          options=FtpOptions)
+def plan_ftp(graph: LayerGraph, cluster, cost, opts: FtpOptions):
+    n, m, layers = opts.n, opts.m, opts.layers
     if n is None or m is None:
         n, m = _grid_shape(len(cluster.devices))
     gateway = cluster.source
@@ -63,5 +82,5 @@ def plan_ftp(graph: LayerGraph, cluster, cost, *, n: int | None = None, m: int |
         if best is None or t < best[0]:
             best = (t, plan)
     if best is None:  # nothing can be tiled: the gateway runs it all
-        return make(graph, cluster, _tail(graph, 0, gateway), "ftp", n=n, m=m, layers=0)
+        return make(graph, cluster, _tail(graph, 0, gateway), "ftp", n=n, m=m)
     return best[1]

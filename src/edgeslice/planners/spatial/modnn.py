@@ -12,6 +12,7 @@ from edgeslice.planners._shared.common import (
     proportional,
     speed,
 )
+from edgeslice.planners.options import NoOptions
 
 
 def _speed_parts(graph: LayerGraph, a: int, b: int, cluster) -> tuple[str, tuple[Part, ...]] | None:
@@ -30,7 +31,7 @@ def _speed_parts(graph: LayerGraph, a: int, b: int, cluster) -> tuple[str, tuple
 
 
 @register("modnn", "MoDNN: each conv/pool/FC layer split by device speed (row strips / output neurons), no fusion")
-def plan_modnn(graph: LayerGraph, cluster, cost, **_):
+def plan_modnn(graph: LayerGraph, cluster, cost, opts: NoOptions):
     groups, start = [], 0
     for i in range(1, len(graph.layers) + 1):
         if i == len(graph.layers) or graph.layers[i].kind in ("conv", "linear", "maxpool", "avgpool", "adaptive_avgpool",

@@ -48,7 +48,7 @@ Example::
     >>> from edgeslice.cost import ClusterCost
     >>> from edgeslice.graph import trace
     >>> from edgeslice.planners import make_plan
-    >>> from edgeslice.planners.common import evaluate
+    >>> from edgeslice.planners._shared.common import evaluate
     >>> g, _ = trace("alexnet", (3, 64, 64))
     >>> c = resolve_cluster("iot-edge")
     >>> best = evaluate(make_plan("layerwise", g, c), g, c, ClusterCost(c))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,12 +16,21 @@ from edgeslice.planners._shared.common import (
     make,
     whole_segments,
 )
+from edgeslice.program.lower import lower
+from edgeslice.program.memory import fits
+from edgeslice.planners.options import PlannerOptions, option
 
 
-@register("bruteforce", "every assignment of whole layers to devices, simulated (small cases; --limit)", exact=True)
-def plan_bruteforce(graph: LayerGraph, cluster, cost, *, limit: int = 200_000, **_):
+@dataclass(frozen=True)
+class BruteforceOptions(PlannerOptions):
+    limit: int = option(200_000, "most assignments (devices ** layers) to try before refusing")
+
+
+@register("bruteforce", "every assignment of whole layers to devices, simulated (small cases; --limit)", exact=True,
+          options=BruteforceOptions)
+def plan_bruteforce(graph: LayerGraph, cluster, cost, opts: BruteforceOptions):
     L, names = len(graph.layers), list(cluster.names)
-    limit = int(limit)
+    limit = opts.limit
     count = len(names) ** L
     if count > limit:
         raise EdgesliceError(
@@ -31,7 +41,11 @@ def plan_bruteforce(graph: LayerGraph, cluster, cost, *, limit: int = 200_000, *
     best, best_t = None, np.inf
     for per_layer in itertools.product(order, repeat=L):
         plan = make(graph, cluster, whole_segments(graph, per_layer), "bruteforce", limit=limit)
+        if not fits(lower(plan, graph), graph, cluster):  # every device's memory_mb is a constraint
+            continue
         t = evaluate(plan, graph, cluster, cost)
         if t < best_t:
             best, best_t = plan, t
+    if best is None:  # nothing fits: make_plan names the device the all-on-the-source plan overflows
+        return make(graph, cluster, whole_segments(graph, [cluster.source] * L), "bruteforce", limit=limit)
     return best

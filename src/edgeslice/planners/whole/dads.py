@@ -17,6 +17,7 @@ from edgeslice.planners._shared.common import (
     whole_segments,
 )
 from edgeslice.planners._shared.tables import _all_on, _transfer_s
+from edgeslice.planners.options import NoOptions
 
 
 def dads_cut(n: int, edges, local_t, edge_t, up_t, down_out_t: float, *, up_in: float = 0.0,
@@ -141,7 +142,7 @@ def dads_arrays(graph: LayerGraph, cluster, cost, edge: str) -> dict:
 
 
 @register("dads", "DADS: minimum s-t cut of the DAG between the source and the fastest other device", exact=True)
-def plan_dads(graph: LayerGraph, cluster, cost, **_):
+def plan_dads(graph: LayerGraph, cluster, cost, opts: NoOptions):
     src = cluster.source
     if len(cluster.devices) == 1:
         return _all_on(graph, cluster, src, "dads")

@@ -12,10 +12,11 @@ from edgeslice.planners._shared.common import (
     make,
     whole_segments,
 )
+from edgeslice.planners.options import NoOptions
 
 
 @register("neurosurgeon", "Neurosurgeon: best single split point, layers [0,k) on the source and [k,L) on one server")
-def plan_neurosurgeon(graph: LayerGraph, cluster, cost, **_):
+def plan_neurosurgeon(graph: LayerGraph, cluster, cost, opts: NoOptions):
     L = len(graph.layers)
     src = cluster.source
     servers = [n for n in cluster.names if n != src]
