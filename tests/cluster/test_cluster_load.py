@@ -129,11 +129,17 @@ def test_defaults_and_relative_profile(tmp_path):
         "    - {between: [a, b], bandwidth_mbps: 20}\n"
         "bandwidth_trace: [[0, 1.0], [0.5, 0.4], [0.5, 0.8]]\n"
     )
+    with pytest.raises(ClusterError, match=r"c\.yaml: devices\[1\]\.profile: cannot read profile '.*b\.json': "
+                                           r"No such file or directory \(make one with `edgeslice profile"):
+        load_cluster(f)  # the profile is read with the cluster: a missing one is the cluster file's error
+    (f.parent / "prof").mkdir()
+    (f.parent / "prof" / "b.json").write_text('{"format": "edgeslice-profile", "batch": 1, "effective_gflops": 9.5, "layers": {}}')
     c = load_cluster(f)
     assert c.name == "c"
     a, b = c.devices
-    assert (a.memory_mb, a.cpu_load, a.cpus, a.profile, a.scale) == (4096, 0, None, None, 1.0)
+    assert (a.memory_mb, a.cpu_load, a.cpus, a.profile, a.scale, a.profile_data) == (4096, 0, None, None, 1.0, None)
     assert b.profile == str((f.parent / "prof" / "b.json").resolve())
+    assert b.profile_data.data()["effective_gflops"] == 9.5  # the content travels with the cluster
     assert c.default_link == Link(100.0, 0.0)
     assert c.overrides == ((frozenset({"a", "b"}), Link(20.0, 0.0)),)
     assert c.link("b", "a") == Link(20.0, 0.0)

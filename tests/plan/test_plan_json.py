@@ -15,9 +15,11 @@ from dataclasses import replace
 
 import pytest
 
-from edgeslice.errors import EdgesliceError, PlanError, PlanMismatchError
+from edgeslice.cluster.load import resolve_cluster
+from edgeslice.cluster.model import Cluster, Device, Link, Profile
+from edgeslice.errors import ClusterError, EdgesliceError, PlanError, PlanMismatchError
 from edgeslice.graph import trace
-from edgeslice.plan import CUTS, PLAN_VERSION, ModelRef, Part, Plan, Segment, check_model, validate
+from edgeslice.plan import CUTS, PLAN_VERSION, ModelRef, Part, Plan, Segment, check_model, plan_cluster, validate
 from edgeslice.planners import make_plan
 
 SPEC = "resnet18"
@@ -119,12 +121,70 @@ def test_hand_made_plan_round_trips_and_save_load(base, tmp_path):
     assert Plan.load(str(path)) == base
 
 
+def _lab_cluster() -> Cluster:
+    """Every optional cluster feature at once: overrides, a trace, a shared medium, loads, cpus, two profiles."""
+    prof = Profile.from_data({"format": "edgeslice-profile", "batch": 1, "effective_gflops": 12.5, "layers": {}})
+    other = Profile.from_data({"format": "edgeslice-profile", "batch": 1, "effective_gflops": 3.0, "layers": {}})
+    return Cluster("lab", (Device("d0", 7.5, 2048, 0.2, 0.5, "/gone/p.json", 1.0, prof),
+                           Device("d1", 3.0, profile_data=prof, scale=2.5),
+                           Device("d2", 40.0, cpus=2.0, profile="/gone/q.json", profile_data=other)),
+                   Link(20.0, 1.5), ((frozenset({"d0", "d2"}), Link(5.0, 3.0)),), "d0", "d2", "shared",
+                   ((0.0, 1.0), (0.5, 0.25)))
+
+
 def test_round_trip_keeps_optional_fields(base):
-    p = replace(base, model=replace(base.model, weights="w.pt"), cluster="lab.yaml", planner="mine",
+    lab = _lab_cluster()
+    p = replace(base, model=replace(base.model, weights="w.pt"), cluster=lab, planner="mine",
                 options=(("alpha", 0.5), ("depth", 2), ("name", "x")))
-    q = Plan.from_json(p.to_json())
+    text = p.to_json()
+    q = Plan.from_json(text)
     assert q == p
-    assert q.model.weights == "w.pt" and q.cluster == "lab.yaml" and q.planner == "mine"
+    assert q.model.weights == "w.pt" and q.cluster == lab and q.planner == "mine"
+    assert q.to_json() == text
+    d = json.loads(text)
+    assert len(d["cluster"]["profiles"]) == 2  # the profile d0 and d1 share is stored once
+    assert all(len(l) < 200 for l in text.splitlines())
+
+
+def _v1(base: Plan, cluster) -> str:
+    """``base`` written as the version-1 format wrote it: ``cluster`` a name or null, between sink and planner."""
+    d = base.to_dict()
+    del d["cluster"]
+    d["version"] = 1
+    old = {k: d[k] for k in ("format", "version", "model", "devices", "source", "sink")}
+    old["cluster"] = cluster
+    old.update(planner=d["planner"], segments=d["segments"])
+    return json.dumps(old, indent=2)
+
+
+def test_version_1_plans_still_load(base, tmp_path):
+    assert Plan.from_json(_v1(base, None)) == base  # no cluster: identical devices, as before
+    q = Plan.from_json(_v1(base, "local4"), where="old.json")  # a bundled name: resolved as version 1 did
+    assert q.cluster == resolve_cluster("local4") and replace(q, cluster=None) == base
+    assert plan_cluster(q) is q.cluster
+    f = tmp_path / "lab.yaml"
+    f.write_text("name: lab\ndevices:\n  - {name: d0, gflops: 2}\n  - {name: d1, gflops: 3}\n  - {name: d2, gflops: 4}\n")
+    path = tmp_path / "old.json"
+    path.write_text(_v1(base, str(f)))
+    loaded = Plan.load(path)
+    assert [d.gflops for d in loaded.cluster.devices] == [2, 3, 4]
+    assert json.loads(loaded.to_json())["version"] == PLAN_VERSION == 2  # saved again: the new format
+    with pytest.raises(PlanError, match=r"^old\.json: this version-1 plan names cluster 'nowhere\.yaml', which cannot be "
+                                        r"loaded .*put that file back, or re-run `edgeslice plan --cluster C`"):
+        Plan.from_json(_v1(base, "nowhere.yaml"), where="old.json")
+
+
+def test_plan_cluster_and_an_override_that_lacks_a_device(base):
+    p = replace(base, cluster=_lab_cluster())
+    assert plan_cluster(p) is p.cluster
+    assert plan_cluster(base) == Cluster.uniform(3)  # no cluster: identical devices
+    with pytest.raises(ClusterError, match=r"^plan uses device 'd2', which is not in cluster 'two' \(its devices: d0, d1\)"):
+        plan_cluster(p, Cluster("two", (Device("d0"), Device("d1"))))
+    with pytest.raises(ClusterError) as exc:
+        plan_cluster(p, "pi4x4")
+    msg = str(exc.value)
+    assert "'d0'" in msg and "pi0, pi1, pi2, pi3" in msg and "--cluster" in msg and "\n" not in msg
+    assert plan_cluster(p, "local4").name == "local4"  # d0..d3 has every device of the plan
 
 
 def test_docstring_example_round_trips():
@@ -199,7 +259,15 @@ def _del(path):
 MALFORMED = [
     pytest.param(lambda d: d.clear(), r"not an edgeslice plan", id="empty-object"),
     pytest.param(_set(["format"], "other"), r"not an edgeslice plan", id="wrong-format"),
-    pytest.param(_set(["version"], 2), r"plan version 2 is not supported", id="version-2"),
+    pytest.param(_set(["version"], 3), r"plan version 3 is not supported", id="version-3"),
+    pytest.param(_set(["version"], True), r"plan version True is not supported", id="version-bool"),
+    pytest.param(_set(["cluster"], "lab.yaml"), r"'cluster' must be the cluster object", id="cluster-name-in-v2"),
+    pytest.param(_set(["cluster"], {"name": "c", "devices": [{"name": "d0", "gflops": -3}]}),
+                 r"^my\.json: cluster: devices\[0\]\.gflops: must be a positive number, got -3$", id="cluster-bad-device"),
+    pytest.param(_set(["cluster"], {"name": "c", "devices": [{"name": "d0", "gflops": 3}, {"name": "d1", "gflops": 3}]}),
+                 r"device 'd2' of 'devices' is not in the plan's cluster 'c' \(its devices: d0, d1\)", id="cluster-lacks-device"),
+    pytest.param(_set(["cluster"], {"name": "c", "devices": [{"name": "d0", "gflops": 3}], "link": {}}),
+                 r"cluster: link: unknown field; did you mean 'links'\?", id="cluster-unknown-field"),
     pytest.param(_set(["version"], "1"), r"plan version '1' is not supported", id="version-string"),
     pytest.param(_del(["model"]), r"missing field 'model'", id="no-model"),
     pytest.param(_set(["model", "input"], [3, 0, 32]), r"'input' must be a list of positive integers", id="input-zero"),

@@ -53,22 +53,10 @@ def _cluster(args, devices: int | None = None):
 
 
 def _cluster_for_plan(plan, arg: str | None):
-    """The cluster a plan runs on: --cluster, else the one it names, else N identical devices."""
-    from edgeslice.cluster.load import resolve_cluster
-    from edgeslice.cluster.model import Cluster
-    from edgeslice.errors import ClusterError
+    """The cluster a plan runs on: --cluster (checked against the plan), else the one it carries, else N identical devices."""
+    from edgeslice.plan.validate import plan_cluster
 
-    if arg:
-        cluster = resolve_cluster(arg)
-    elif plan.cluster:
-        cluster = resolve_cluster(plan.cluster)
-    else:
-        cluster = Cluster.uniform(len(plan.devices))
-    missing = [d for d in plan.devices if d not in cluster.names]
-    if missing:
-        raise ClusterError(f"plan uses device {missing[0]!r}, which cluster {cluster.name!r} does not have "
-                           f"(its devices: {', '.join(cluster.names)}); re-plan with --cluster {cluster.name}")
-    return cluster
+    return plan_cluster(plan, arg)
 
 
 def model_args(p, required=True):

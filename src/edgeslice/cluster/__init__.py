@@ -1,5 +1,5 @@
 """Clusters of devices and links (see DESIGN.md, "Cluster")."""
 
-from edgeslice.cluster.model import Cluster, Device, Link
+from edgeslice.cluster.model import Cluster, Device, Link, Profile
 
-__all__ = ["Cluster", "Device", "Link"]
+__all__ = ["Cluster", "Device", "Link", "Profile"]

@@ -26,8 +26,10 @@ and names that are not devices are all errors.  Every error is a
 Field notes:
 
 - ``profile``: a relative path is resolved against the folder of the YAML
-  file and stored as an absolute path string; whether it exists is checked by
-  whoever reads the profile, not here.
+  file; the file is read and validated here, and the device keeps both the
+  absolute path (``Device.profile``) and the content (``Device.profile_data``),
+  so the cluster value — and a plan made for it — does not depend on the file
+  staying where it is or unchanged.
 - ``links.overrides[i]``: a field left out (``bandwidth_mbps`` or
   ``latency_ms``) is taken from ``links.default``, so an override that only
   says "this pair is slower" keeps the default latency.
@@ -59,7 +61,7 @@ from typing import Any
 
 import yaml
 
-from edgeslice.cluster.model import NAME_RE, Cluster, Device, Link
+from edgeslice.cluster.model import NAME_RE, Cluster, Device, Link, Profile
 from edgeslice.errors import ClusterError
 
 __all__ = ["load_cluster", "parse_cluster", "builtin_clusters", "resolve_cluster", "EXAMPLES_DIR"]
@@ -226,8 +228,15 @@ def _device(chk: _Checker, raw: Any, i: int, base: Path | None) -> Device:
         if not p.is_absolute():
             p = (base if base is not None else Path.cwd()) / p
         profile = str(p.resolve())
+        try:
+            profile_data = Profile.read(profile)
+        except ClusterError as e:
+            raise chk.fail(f"{f}.profile", str(e)) from None
+    else:
+        profile_data = None
     scale = chk.number(d.get("scale", 1.0), f"{f}.scale", lo=0, lo_open=True)
-    return Device(name=name, gflops=gflops, memory_mb=memory, cpu_load=load, cpus=cpus, profile=profile, scale=scale)
+    return Device(name=name, gflops=gflops, memory_mb=memory, cpu_load=load, cpus=cpus, profile=profile, scale=scale,
+                  profile_data=profile_data)
 
 
 def _link(chk: _Checker, d: dict, f: str, inherit: Link | None) -> Link:
@@ -380,14 +389,14 @@ def builtin_clusters() -> dict[str, Path]:
     """The bundled example clusters, name -> file path, sorted by name.
 
     >>> sorted(builtin_clusters())
-    ['hetero3', 'iot-edge', 'local4', 'mec', 'pi4x4']
+    ['hetero3', 'iot-edge', 'local4', 'mec', 'pi4x4', 'testbed-fl', 'testbed-hetero', 'testbed4']
     """
     if not EXAMPLES_DIR.is_dir():
         return {}
     return {p.stem: p for p in sorted(EXAMPLES_DIR.glob("*.yaml"))}
 
 
-def resolve_cluster(name_or_path: str | Path) -> Cluster:
+def resolve_cluster(name_or_path: str | Path | Cluster) -> Cluster:
     """Load a cluster from a file path, or by the name of a bundled example.
 
     An existing file wins over a bundled name, so a local ``pi4x4.yaml`` in the
@@ -395,7 +404,11 @@ def resolve_cluster(name_or_path: str | Path) -> Cluster:
 
     >>> resolve_cluster("iot-edge").link("pi3", "edge").bandwidth_mbps
     10.0
+
+    A :class:`Cluster` value is returned as it is (a plan's own cluster, say).
     """
+    if isinstance(name_or_path, Cluster):
+        return name_or_path
     p = Path(name_or_path)
     if p.is_file():
         return load_cluster(p)

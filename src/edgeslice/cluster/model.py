@@ -2,17 +2,102 @@
 
 This is the value planners receive.  :meth:`Cluster.uniform` makes N identical
 devices ``d0..d{N-1}`` (what ``--devices N`` means on the command line);
-:mod:`edgeslice.cluster.load` reads cluster YAML files.
+:mod:`edgeslice.cluster.load` reads cluster YAML files.  A cluster is a
+complete value: a device's measured profile is carried by content
+(:class:`Profile`), so :meth:`Cluster.to_dict` / :meth:`Cluster.from_dict`
+(:mod:`edgeslice.cluster.serial`) round-trip it losslessly — that is how a
+plan file carries the cluster it was planned for.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edgeslice.errors import ClusterError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+PROFILE_FORMAT = "edgeslice-profile"
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _profile_problem(data) -> str | None:
+    """What is wrong with ``data`` as an ``edgeslice profile`` document (None: nothing ProfiledCost needs is missing)."""
+    if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
+        return "not an edgeslice profile (make one with `edgeslice profile --model M -o FILE`)"
+    b = data.get("batch")
+    if not isinstance(b, int) or isinstance(b, bool) or b < 1:
+        return f"'batch' must be a positive integer, got {b!r}"
+    g = data.get("effective_gflops")
+    if not _num(g) or g <= 0:
+        return f"'effective_gflops' must be a positive number, got {g!r}"
+    layers = data.get("layers")
+    if not isinstance(layers, dict):
+        return "'layers' must be a mapping of layer name to its measurements"
+    for name, v in layers.items():
+        fit = v.get("fit") if isinstance(v, dict) else None
+        if not (isinstance(fit, list) and len(fit) == 2 and all(_num(x) for x in fit)):
+            return f"layers.{name}.fit must be [a, b] (two numbers: time = a + b x fraction)"
+        if not isinstance(v.get("kind"), str) or not _num(v.get("flops")):
+            return f"layers.{name} needs 'kind' (text) and 'flops' (a number)"
+    return None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a device's profile file (``edgeslice profile`` output) says, carried by value.
+
+    ``text`` is the profile's canonical JSON (sorted keys, no spaces) and ``digest``
+    its sha256, so two profiles are equal exactly when their content is, wherever
+    they were read from.  A cluster holding the content (not only a path) predicts
+    the same on any machine and after the file is overwritten.
+
+    >>> p = Profile.from_data({"format": "edgeslice-profile", "batch": 1, "effective_gflops": 20.0, "layers": {}})
+    >>> len(p.digest), p.data()["effective_gflops"]
+    (64, 20.0)
+    """
+
+    digest: str
+    text: str = field(repr=False)
+
+    @classmethod
+    def from_data(cls, data) -> "Profile":
+        """Validate a parsed profile document; raise :class:`ClusterError` (no location prefix) if it is not one."""
+        problem = _profile_problem(data)
+        if problem:
+            raise ClusterError(problem)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return cls(hashlib.sha256(text.encode()).hexdigest(), text)
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Profile":
+        """Read and validate the profile file at ``path`` (messages name the file and how to make one)."""
+        where = str(path)
+        try:
+            raw = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = getattr(e, "strerror", None) or str(e)
+            raise ClusterError(f"cannot read profile {where!r}: {why} "
+                               f"(make one with `edgeslice profile --model M -o {where}`)") from None
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ClusterError(f"profile {where!r} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        try:
+            return cls.from_data(data)
+        except ClusterError as e:
+            raise ClusterError(f"profile {where!r}: {e}") from None
+
+    def data(self) -> dict:
+        """The profile document (a fresh dict each call)."""
+        return json.loads(self.text)
 
 
 @dataclass(frozen=True)
@@ -22,8 +107,9 @@ class Device:
     memory_mb: float = 4096.0
     cpu_load: float = 0.0
     cpus: float | None = None
-    profile: str | None = None
+    profile: str | None = None  # where the profile was read from (informational once profile_data is set)
     scale: float = 1.0
+    profile_data: Profile | None = None  # the profile's content: what the cost model uses
 
 
 @dataclass(frozen=True)
@@ -83,6 +169,19 @@ class Cluster:
             if k == key:
                 return l
         return self.default_link
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict that :meth:`from_dict` turns back into an equal cluster (see :mod:`edgeslice.cluster.serial`)."""
+        from edgeslice.cluster.serial import cluster_to_dict
+
+        return cluster_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data, where: str = "cluster") -> "Cluster":
+        """Validate and rebuild a cluster from :meth:`to_dict`'s form; errors are one line starting with ``where``."""
+        from edgeslice.cluster.serial import cluster_from_dict
+
+        return cluster_from_dict(data, where)
 
     @classmethod
     def uniform(cls, n: int, gflops: float = 10.0, bandwidth_mbps: float = 100.0) -> "Cluster":

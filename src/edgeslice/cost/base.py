@@ -16,6 +16,7 @@ questions, so planners, the simulator and benchmarks can swap them
 from __future__ import annotations
 
 from edgeslice.cluster.model import Cluster, Device, Link
+from edgeslice.graph.cache import AnalysisCache
 from edgeslice.graph.layer import Layer, LayerGraph
 from edgeslice.program.regions import volume
 
@@ -40,14 +41,19 @@ class CostModel:
         raise NotImplementedError
 
     def steps_time(self, graph: LayerGraph, steps, device: Device) -> float:
-        # keyed on the objects (not id()): a new cost model or a same-named device with another
-        # speed must never read an old entry; the memo keeps them alive, so no id is reused
-        key = ("cost", self, device, steps)
-        t = graph.memo.get(key)
+        # this model's own bounded cache (not the graph's): its times go when the model goes. Keyed on the
+        # objects (not id()): a same-named device with another speed must never read an old entry
+        per_graph = self.__dict__.setdefault("_times", {})
+        held = per_graph.get(id(graph))
+        if held is None or held[0] is not graph:  # the graph is held too, so its id is never reused
+            held = per_graph[id(graph)] = (graph, AnalysisCache())
+        cache = held[1]
+        key = (device, steps)
+        t = cache.get(key)
         if t is None:
             t = sum(self.layer_time(graph.layer(s.layer), step_fraction(graph.layer(s.layer), s.region, s.inputs),
                                     device, graph.batch) for s in steps)
-            graph.memo[key] = t
+            cache[key] = t
         return t
 
     def task_time(self, graph: LayerGraph, task, device: Device) -> float:
@@ -78,7 +84,7 @@ class CostModel:
 
 
 class ClusterCost:
-    """Per-device dispatch: a device with a ``profile`` uses it, the others the analytic model."""
+    """Per-device dispatch: a device with a profile uses it (its content, else its file), the others the analytic model."""
 
     def __init__(self, cluster: Cluster, analytic: CostModel | None = None):
         from edgeslice.cost.analytic import AnalyticCost
@@ -90,7 +96,12 @@ class ClusterCost:
         self._by_device: dict[str, CostModel] = {}
         profiles: dict[str, ProfiledCost] = {}
         for d in cluster.devices:
-            if d.profile:
+            if d.profile_data is not None:  # the content the cluster carries (loaded YAML, a plan's cluster)
+                key = "sha256:" + d.profile_data.digest
+                if key not in profiles:
+                    profiles[key] = ProfiledCost(d.profile_data.data(), self.analytic, where=d.profile or "profile")
+                self._by_device[d.name] = profiles[key]
+            elif d.profile:  # a Device built in code with only a path
                 if d.profile not in profiles:
                     profiles[d.profile] = ProfiledCost.load(d.profile, fallback=self.analytic)
                 self._by_device[d.name] = profiles[d.profile]

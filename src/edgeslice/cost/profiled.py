@@ -15,20 +15,18 @@ second), so one profile still calibrates any model.
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import time
 from dataclasses import replace
 from math import ceil
-from pathlib import Path
 
-from edgeslice.cluster.model import Device
+from edgeslice.cluster.model import PROFILE_FORMAT, Device, Profile
 from edgeslice.cost.base import CostModel
-from edgeslice.errors import ClusterError
 from edgeslice.graph.layer import Layer
 
-PROFILE_FORMAT = "edgeslice-profile"
+__all__ = ["PROFILE_FORMAT", "ProfiledCost", "measure"]
+
 FRACTIONS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 
 
@@ -44,13 +42,8 @@ class ProfiledCost(CostModel):
 
     @classmethod
     def load(cls, path: str, fallback: CostModel) -> "ProfiledCost":
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ClusterError(f"cannot read profile {path!r}: {exc}") from None
-        if data.get("format") != PROFILE_FORMAT:
-            raise ClusterError(f"{path}: not an edgeslice profile (make one with `edgeslice profile --model M -o {path}`)")
-        return cls(data, fallback, where=path)
+        """Read and validate the profile file at ``path`` (a :class:`ClusterError` naming it if it is not one)."""
+        return cls(Profile.read(path).data(), fallback, where=path)
 
     def __hash__(self):
         return id(self)

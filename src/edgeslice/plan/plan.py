@@ -17,10 +17,18 @@ LayerGraph's topological order, so always convex) with one way of cutting it:
 
 A plan also records the model it was made for (spec, input shape, batch and
 the graph's fingerprint), the devices and where the input appears (``source``)
-and the result is wanted (``sink``).  Plans are frozen dataclasses that
-serialise to versioned, indented JSON a person can read and edit; loading
-checks the structure, :func:`edgeslice.plan.validate.validate` checks it
-against the model.
+and the result is wanted (``sink``), and the whole cluster it was planned for
+(``cluster``: devices with their speeds and profiles' content, links, medium,
+bandwidth trace — see :mod:`edgeslice.cluster.serial`), so simulating, running
+or showing it later uses exactly what the planner saw.  Plans are frozen
+dataclasses that serialise to versioned, indented JSON a person can read and
+edit; loading checks the structure, :func:`edgeslice.plan.validate.validate`
+checks it against the model, :func:`edgeslice.plan.validate.plan_cluster`
+picks the cluster it runs on.
+
+File versions: 2 (this one) carries the cluster as an object; version 1
+named it (a bundled cluster or a file path, or null) and still loads: the name
+is resolved when the file is read, as version-1 commands did.
 
 Example::
 
@@ -37,10 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeslice.errors import PlanError
+from edgeslice.cluster.model import Cluster
+from edgeslice.errors import ClusterError, PlanError
 
 PLAN_FORMAT = "edgeslice-plan"
-PLAN_VERSION = 1
+PLAN_VERSION = 2
+READS_VERSIONS = (1, 2)
 CUTS = ("whole", "spatial", "channel", "input")
 _RANGE_FIELDS = ("rows", "cols", "channels", "inputs")
 
@@ -92,7 +102,7 @@ class Plan:
     segments: tuple[Segment, ...]
     planner: str = "manual"
     options: tuple[tuple[str, Any], ...] = field(default=())
-    cluster: str | None = None
+    cluster: Cluster | None = None  # the cluster it was planned for; None: identical devices (Cluster.uniform)
 
     # ---- serialisation -------------------------------------------------
     def to_dict(self) -> dict:
@@ -120,15 +130,16 @@ class Plan:
             "devices": list(self.devices),
             "source": self.source,
             "sink": self.sink,
-            "cluster": self.cluster,
             "planner": {"name": self.planner, "options": dict(self.options)},
             "segments": segs,
+            "cluster": None if self.cluster is None else self.cluster.to_dict(),
         }
 
     def to_json(self) -> str:
         # One part per line keeps long plans readable and diffable.
         d = self.to_dict()
         segs = d.pop("segments")
+        cluster = d.pop("cluster")
         head = json.dumps(d, indent=2)[:-2]
         lines = []
         for i, s in enumerate(segs):
@@ -136,7 +147,8 @@ class Plan:
             lines.append(
                 f'    {{"layers": {json.dumps(s["layers"])}, "cut": {json.dumps(s["cut"])}, "parts": [\n{parts}\n    ]}}'
             )
-        return head + ',\n  "segments": [\n' + ",\n".join(lines) + "\n  ]\n}\n"
+        return (head + ',\n  "segments": [\n' + ",\n".join(lines) + "\n  ],\n"
+                + '  "cluster": ' + _pretty(cluster, 2) + "\n}\n")
 
     @classmethod
     def from_json(cls, text: str, where: str = "plan") -> "Plan":
@@ -160,8 +172,9 @@ class Plan:
         if not isinstance(d, dict) or d.get("format") != PLAN_FORMAT:
             raise PlanError(f"{where}: not an edgeslice plan (expected \"format\": \"{PLAN_FORMAT}\")")
         ver = d.get("version")
-        if ver != PLAN_VERSION:
-            raise PlanError(f"{where}: plan version {ver!r} is not supported (this edgeslice reads version {PLAN_VERSION}); re-run `edgeslice plan`")
+        if ver not in READS_VERSIONS or isinstance(ver, bool):
+            raise PlanError(f"{where}: plan version {ver!r} is not supported (this edgeslice reads versions "
+                            f"{', '.join(map(str, READS_VERSIONS))}); re-run `edgeslice plan`")
         m = need(d, "model", dict, "")
         inp = need(m, "input", list, "model: ")
         if not inp or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in inp):
@@ -182,9 +195,7 @@ class Plan:
         opts = pl.get("options") or {}
         if not isinstance(opts, dict):
             raise PlanError(f"{where}: planner: 'options' must be an object")
-        cluster = d.get("cluster")
-        if cluster is not None and not isinstance(cluster, str):
-            raise PlanError(f"{where}: 'cluster' must be a file name or null")
+        cluster = _cluster(d.get("cluster"), ver, where)
         segs_raw = need(d, "segments", list, "")
         if not segs_raw:
             raise PlanError(f"{where}: 'segments' is empty; a plan needs at least one segment")
@@ -216,6 +227,12 @@ class Plan:
                     raise PlanError(f"{where}: {pctx}unknown field(s) {', '.join(sorted(unknown))}")
                 parts.append(Part(dev, **rng))
             segments.append(Segment(layers[0], layers[1], cut, tuple(parts)))
+        if cluster is not None:
+            missing = [x for x in devices if x not in cluster.names]
+            if missing:
+                raise PlanError(f"{where}: device {missing[0]!r} of 'devices' is not in the plan's cluster {cluster.name!r} "
+                                f"(its devices: {', '.join(cluster.names)}); add it to 'cluster.devices' or re-run "
+                                "`edgeslice plan`")
         return cls(
             model=model,
             devices=tuple(devices),
@@ -237,3 +254,38 @@ class Plan:
         except (OSError, UnicodeDecodeError) as exc:
             raise PlanError(f"cannot read plan file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
         return cls.from_json(text, where=str(path))
+
+
+def _cluster(raw: Any, version: int, where: str) -> Cluster | None:
+    """The plan file's ``cluster``: an object (version 2), or a name resolved now (version 1), or null."""
+    if raw is None:
+        return None
+    if version == 1:
+        if not isinstance(raw, str):
+            raise PlanError(f"{where}: 'cluster' must be a file name or null in a version-1 plan")
+        from edgeslice.cluster.load import resolve_cluster
+
+        try:
+            return resolve_cluster(raw)
+        except ClusterError as exc:
+            raise PlanError(f"{where}: this version-1 plan names cluster {raw!r}, which cannot be loaded ({exc}); "
+                            "put that file back, or re-run `edgeslice plan --cluster C` to make a plan that carries its cluster") from None
+    if not isinstance(raw, dict):
+        raise PlanError(f"{where}: 'cluster' must be the cluster object `edgeslice plan` writes (or null), "
+                        f"not {type(raw).__name__}")
+    try:
+        return Cluster.from_dict(raw, where=f"{where}: cluster")
+    except ClusterError as exc:
+        raise PlanError(str(exc)) from None
+
+
+def _pretty(v: Any, indent: int, width: int = 132) -> str:
+    """JSON of ``v``: on one line when it fits in ``width``, else one item per line (the cluster's layout)."""
+    flat = json.dumps(v)
+    if indent + len(flat) <= width or not isinstance(v, (dict, list)) or not v:
+        return flat
+    pad, end = " " * (indent + 2), " " * indent
+    if isinstance(v, dict):
+        items = [f"{pad}{json.dumps(k)}: {_pretty(x, indent + 2, width)}" for k, x in v.items()]
+        return "{\n" + ",\n".join(items) + "\n" + end + "}"
+    return "[\n" + ",\n".join(pad + _pretty(x, indent + 2, width) for x in v) + "\n" + end + "]"

@@ -156,3 +156,57 @@ def validate(plan: Plan, graph: LayerGraph) -> tuple[tuple[int, int], ...]:
     if expect != n:
         raise PlanError(f"plan ends at layer {graph.layers[expect - 1].name!r}; layers from {graph.layers[expect].name!r} on are not in any segment")
     return tuple(spans)
+
+
+# ---- the cluster a plan runs on ------------------------------------------------
+
+
+def check_cluster(plan: Plan, cluster, given: str | None = None) -> None:
+    """Raise :class:`ClusterError` unless every device of ``plan`` is in ``cluster``.
+
+    ``given`` is how the user named ``cluster`` (a ``--cluster`` argument), used in the fix.  Links never go
+    missing: a cluster has a default link between every pair of its devices.
+    """
+    from edgeslice.errors import ClusterError
+
+    missing = [d for d in plan.devices if d not in cluster.names]
+    if missing:
+        if cluster is plan.cluster:
+            fix = "the plan disagrees with its own cluster; re-run `edgeslice plan`"
+        else:
+            fix = (f"use a --cluster that has device {missing[0]!r}, leave --cluster out to use the plan's own cluster, "
+                   f"or re-plan for this one with `edgeslice plan --cluster {given or cluster.name}`")
+        raise ClusterError(f"plan uses device {missing[0]!r}, which is not in cluster {cluster.name!r} "
+                           f"(its devices: {', '.join(cluster.names)}); {fix}")
+
+
+def plan_cluster(plan: Plan, override=None):
+    """The cluster ``plan`` runs on: ``override`` (a path, bundled name or Cluster) if given, else the one it carries.
+
+    A plan without a cluster (made for ``--devices N``) runs on N identical devices.  An override is checked
+    against the plan (:func:`check_cluster`).
+
+    >>> from edgeslice.cluster.load import resolve_cluster
+    >>> from edgeslice.graph import trace
+    >>> from edgeslice.planners import make_plan
+    >>> g, _ = trace("alexnet", (3, 64, 64))
+    >>> p = make_plan("local", g, resolve_cluster("pi4x4"))
+    >>> plan_cluster(p) is p.cluster, plan_cluster(p, "pi4x4") == p.cluster
+    (True, True)
+    >>> try:
+    ...     plan_cluster(p, "local4")
+    ... except Exception as e:
+    ...     print(str(e)[:60])
+    plan uses device 'pi0', which is not in cluster 'local4' (it
+    """
+    from edgeslice.cluster.load import resolve_cluster
+    from edgeslice.cluster.model import Cluster
+
+    if override is not None and override != "":
+        cluster = resolve_cluster(override)
+        check_cluster(plan, cluster, None if isinstance(override, Cluster) else str(override))
+        return cluster
+    if plan.cluster is not None:
+        check_cluster(plan, plan.cluster)  # a plan built in code may disagree with its own cluster
+        return plan.cluster
+    return Cluster.uniform(len(plan.devices))

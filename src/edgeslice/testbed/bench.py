@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from edgeslice.errors import EdgesliceError
@@ -71,13 +70,11 @@ def bench_testbed(cluster_ref: str, spec: str, input_shape, batch: int = 1, *, p
             rows[name] = {"error": str(exc)}
             continue
         planning_s = time.perf_counter() - t0
-        plan = replace(plan, cluster=str(Path(calib_path).resolve()))
         path = outdir / "plans" / f"{name}.json"
-        path.write_text(plan.to_json())
-        timeline = simulate(lower(plan, graph), graph, ccl, cost)
+        path.write_text(plan.to_json())  # the plan carries the calibrated cluster: the run predicts with it too
+        timeline = simulate(lower(plan, graph), graph, plan.cluster, cost)
         say(f"{name}: predicted {timeline.latency_s * 1e3:.0f} ms; running {repeat}x on the testbed")
-        res = run_plan(str(path), cluster=str(calib_path), requests=repeat, testbed=tb, out=str(outdir / "runs" / name),
-                       timeout=timeout)
+        res = run_plan(str(path), requests=repeat, testbed=tb, out=str(outdir / "runs" / name), timeout=timeout)
         res.pop("_timelines", None)
         lat = res["latencies_s"]
         measured = statistics.median(lat)
