@@ -131,3 +131,23 @@ def test_model_errors():
         trace("edgeslice.models.zoo:nope")
     with pytest.raises(TraceError, match="fails on input"):
         trace("alexnet", (3, 8, 8))  # too small for its first pooling layers
+
+
+def test_analysis_cache_is_bounded_while_speeds_vary():
+    """A caller varying device speeds thousands of times (an RL environment) does not grow memory without bound."""
+    from edgeslice.cluster import Cluster
+    from edgeslice.cost import ClusterCost
+    from edgeslice.graph.cache import AnalysisCache
+    from edgeslice.planners import make_plan
+    from edgeslice.planners._shared.common import evaluate
+
+    g, _ = trace("alexnet", (3, 64, 64))
+    object.__setattr__(g, "memo", AnalysisCache(maxsize=500))
+    plan = make_plan("modnn", g, devices=3)
+    sizes = []
+    for i in range(60):
+        c = Cluster.uniform(3)
+        c = type(c)(c.name, tuple(type(d)(d.name, gflops=1 + i) for d in c.devices), c.default_link)
+        evaluate(plan, g, c, ClusterCost(c))
+        sizes.append(len(g.memo))
+    assert max(sizes) <= 500 and sizes[-1] == sizes[10]  # the graph's cache holds geometry only, not per-speed times

@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from edgeslice.graph.cache import AnalysisCache
+
 INPUT = "input"
 """Name of the model input in every LayerGraph, Plan and Program."""
 
@@ -102,12 +104,12 @@ class LayerGraph:
     output: str
     itemsize: int = 4
     _index: dict = field(default=None, init=False, repr=False, compare=False, hash=False)
-    memo: dict = field(default=None, init=False, repr=False, compare=False, hash=False)
-    """Per-graph cache for pure functions of the graph (region analyses); never part of equality."""
+    memo: AnalysisCache = field(default=None, init=False, repr=False, compare=False, hash=False)
+    """Bounded cache of pure functions of the graph (region analyses, :mod:`edgeslice.graph.cache`); never part of equality."""
 
     def __post_init__(self):
         object.__setattr__(self, "_index", {l.name: i for i, l in enumerate(self.layers)})
-        object.__setattr__(self, "memo", {})
+        object.__setattr__(self, "memo", AnalysisCache())
 
     def index(self, name: str) -> int:
         return self._index[name]

@@ -1,0 +1,143 @@
+"""Memory-aware planning: every device's ``memory_mb`` is a constraint (note *resident*, program/memory.py).
+
+- the exact planners stay exact under it: ``layerwise`` (DP, then a MILP when the DP's optimum does not fit)
+  equals ``bruteforce`` (every assignment, misfits skipped) on random clusters with random memory limits, and
+  the MILP equals a brute force written from its definition on random tables;
+- every planner either returns a plan that fits every device or refuses in one line naming the device.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgeslice.cluster.model import Cluster, Device, Link
+from edgeslice.cost import ClusterCost
+from edgeslice.errors import EdgesliceError
+from edgeslice.graph.trace import trace_module
+from edgeslice.planners import make_plan, planners
+from edgeslice.planners._shared.chain import chain_latency_milp
+from edgeslice.planners._shared.common import evaluate
+from edgeslice.program.lower import lower
+from edgeslice.program.memory import MemoryFitError, layer_activation_bytes, misfits, resident
+
+
+@pytest.fixture(scope="module")
+def seq6():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+                          nn.Conv2d(16, 4, 3, padding=1), nn.ReLU()).eval()
+    return trace_module(model, (3, 16, 16), spec="seq6")
+
+
+def _brute_milp(T, X, ov, src, sink, w, a, cap):
+    L, D = T.shape
+    best = None
+    for seq in itertools.product(range(D), repeat=L):
+        need = [sum(w[l] for l in range(L) if seq[l] == d) + max([a[l] for l in range(L) if seq[l] == d], default=0)
+                for d in range(D)]
+        if any(n > c for n, c in zip(need, cap)):
+            continue
+        t = X[0, src, seq[0]] + ov[seq[0]] + T[0, seq[0]]
+        for k in range(1, L):
+            if seq[k] != seq[k - 1]:
+                t += X[k, seq[k - 1], seq[k]] + ov[seq[k]]
+            t += T[k, seq[k]]
+        t += X[L, seq[-1], sink]
+        best = t if best is None else min(best, t)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_memory_milp_equals_brute_force_on_random_tables(seed):
+    rng = np.random.default_rng(seed)
+    L, D = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+    T = rng.uniform(0.1, 2.0, (L, D))
+    X = rng.uniform(0.0, 1.0, (L + 1, D, D))
+    for k in range(L + 1):
+        np.fill_diagonal(X[k], 0.0)
+    ov = rng.uniform(0, 0.1, D)
+    w, a = rng.integers(0, 10, L), rng.integers(0, 6, L)
+    cap = rng.uniform(0, w.sum() + a.max() + 1, D)
+    src, sink = int(rng.integers(D)), int(rng.integers(D))
+    want = _brute_milp(T, X, ov, src, sink, w, a, cap)
+    got = chain_latency_milp(T, X, ov, src, sink, w, a, cap)
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None and got[0] == pytest.approx(want, rel=1e-7, abs=1e-9)
+        dev = got[1]
+        for d in range(D):  # the placement it returns respects the capacities
+            on = [l for l in range(L) if dev[l] == d]
+            assert sum(w[l] for l in on) + max([a[l] for l in on], default=0) <= cap[d] + 1e-6
+
+
+def _cluster(rng: random.Random, k: int, n: int, total_bytes: float) -> Cluster:
+    devs = tuple(Device(f"m{k}d{i}", gflops=rng.uniform(1, 80), memory_mb=rng.uniform(0.15, 1.1) * total_bytes / 1e6)
+                 for i in range(n))
+    return Cluster("mem", devs, Link(rng.uniform(2, 400), rng.uniform(0, 5)), source=devs[0].name, sink=devs[0].name)
+
+
+def test_layerwise_equals_bruteforce_under_random_memory_limits(seq6):
+    g, _ = seq6
+    total = g.param_bytes + max(layer_activation_bytes(g, l.name) for l in g.layers)
+    rng = random.Random(7)
+    refused = solved = 0
+    for trial in range(24):
+        c = _cluster(rng, trial, 2 + trial % 2, total)
+        cost = ClusterCost(c)
+        try:
+            bf_plan = make_plan("bruteforce", g, c, cost)
+        except MemoryFitError:
+            bf_plan = None
+        try:
+            lw_plan = make_plan("layerwise", g, c, cost)
+        except MemoryFitError:
+            lw_plan = None
+        assert (bf_plan is None) == (lw_plan is None), trial
+        if bf_plan is None:
+            refused += 1
+            continue
+        solved += 1
+        assert not misfits(lower(lw_plan, g), g, c)
+        lw, bf = evaluate(lw_plan, g, c, cost), evaluate(bf_plan, g, c, cost)
+        assert lw == pytest.approx(bf, rel=1e-7, abs=1e-12), trial
+    assert refused and solved  # the limits both bind and leave room
+
+
+def test_every_planner_fits_every_device_or_refuses_in_one_line(traced):
+    g, _ = traced("alexnet", (3, 64, 64))
+    whole = g.param_bytes / 1e6
+    base = Cluster.uniform(4)
+    small = replace(base, name="small4", devices=tuple(replace(d, memory_mb=0.45 * whole) for d in base.devices))
+    cost = ClusterCost(small)
+    for name in planners():
+        if name == "bruteforce":
+            continue
+        try:
+            plan = make_plan(name, g, small, cost, **({"iterations": 3} if name == "fl-psomw" else {}))
+        except MemoryFitError as exc:
+            msg = str(exc)
+            assert "\n" not in msg and "memory_mb" in msg and any(d.name in msg for d in small.devices), (name, msg)
+            continue
+        except EdgesliceError as exc:  # fl-bf refuses this size before memory matters (its --limit)
+            assert name == "fl-bf" and "--limit" in str(exc)
+            continue
+        mem = resident(lower(plan, g), g)
+        assert all(m.total <= 0.45 * whole * 1e6 for m in mem.values()), name
+
+
+def test_resident_weights_are_each_devices_share(traced):
+    g, _ = traced("alexnet", (3, 64, 64))
+    c = Cluster.uniform(4)
+    local = resident(lower(make_plan("local", g, c), g), g)
+    assert local["d0"].weights == g.param_bytes and local["d1"].total == 0
+    plan = make_plan("modnn", g, c)  # every layer split four ways by output rows or neurons
+    mem = resident(lower(plan, g), g)
+    assert sum(m.weights for m in mem.values()) >= g.param_bytes * 0.999
