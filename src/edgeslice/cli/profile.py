@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from edgeslice.cli._common import (
+    _console_err,
     _positive,
     model_args,
 )
@@ -19,6 +20,7 @@ def add(sub) -> None:
     p.add_argument("--min-time", type=float, default=0.0,
                    help="seconds of back-to-back runs per measurement, averaged (use under a CPU quota, e.g. 0.05)")
     p.add_argument("-o", "--output", default="profile.json")
+    p.add_argument("--json", action="store_true", help="print the profile's summary (all but its layers) as JSON")
     p.set_defaults(fn=run)
 
 
@@ -27,7 +29,7 @@ def run(args) -> int:
 
     from edgeslice.cost.profiled import measure
 
-    with Progress(transient=True) as bar:
+    with Progress(transient=True, console=_console_err() if args.json else None) as bar:
         task = bar.add_task(f"profiling {args.model}", total=None)
 
         def progress(done, total, name):
@@ -36,6 +38,10 @@ def run(args) -> int:
         prof = measure(args.model, args.input, args.batch, repeat=args.repeat, threads=args.threads, progress=progress,
                        min_time_s=args.min_time)
     Path(args.output).write_text(json.dumps(prof, indent=1))
+    if args.json:
+        print(json.dumps({**{k: v for k, v in prof.items() if k != "layers"}, "layers": len(prof["layers"]),
+                          "output": args.output}))
+        return 0
     print(f"wrote {args.output}: {len(prof['layers'])} layers of {args.model}, whole model {prof['total_s'] * 1e3:.1f} ms "
           f"on {args.threads} thread(s) ({prof['effective_gflops']:.1f} GFLOP/s effective)")
     return 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from edgeslice.cli._common import (
     _TAG,
+    _cluster_for_plan,
     _console,
     _positive,
 )
@@ -25,6 +27,8 @@ def add(sub) -> None:
     p.add_argument("--threads", type=_positive, default=None, help="torch threads per worker (default: the device's cpus, else 1)")
     p.add_argument("--out", default=None, help="folder for worker logs, reports and outputs (default: a temporary one)")
     p.add_argument("--gantt", default=None, help="draw measured and predicted timelines to .png or .html")
+    p.add_argument("--trace", default=None,
+                   help="write measured and predicted timelines as Chrome trace JSON (open in ui.perfetto.dev)")
     p.add_argument("--testbed", action="store_true",
                    help="run inside the emulated testbed (namespaces, shaped links, CPU quotas); see `edgeslice testbed`")
     p.add_argument("--tag", default=_TAG, help=argparse.SUPPRESS)
@@ -33,19 +37,23 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
+    from edgeslice.plan.plan import Plan
     from edgeslice.runtime.launch import collect, launch
 
+    if args.trace:
+        from edgeslice.viz.trace import check_writable
+
+        check_writable(args.trace)  # before the run, not after it
+    plan = Plan.load(args.plan)
+    cluster = _cluster_for_plan(plan, args.cluster)  # the plan's own, or --cluster checked against the plan
     tb = None
     if args.testbed:
-        from edgeslice.cluster.load import resolve_cluster
-        from edgeslice.plan.plan import Plan
         from edgeslice.testbed.net import require
 
-        ref = args.cluster or Plan.load(args.plan).cluster
-        if not ref:
+        if plan.cluster is None and not args.cluster:
             raise EdgesliceError("--testbed needs the cluster the testbed emulates: pass --cluster C.yaml "
                                  "(or plan with --cluster)")
-        tb = require(resolve_cluster(ref), tag=args.tag)
+        tb = require(cluster, tag=args.tag)
     outdir = launch(args.plan, cluster=args.cluster, requests=args.requests, inflight=args.inflight, timeout=args.timeout,
                     seed=args.seed, out=args.out, port=args.port, threads=args.threads, testbed=tb)
     res = collect(args.plan, outdir, cluster=args.cluster, requests=args.requests, seed=args.seed)
@@ -54,6 +62,7 @@ def run(args) -> int:
         from edgeslice.viz.gantt import draw
 
         draw([("measured", measured), ("predicted", predicted)], args.gantt)
+    trace_error = _write_trace(args.trace, plan, measured, predicted) if args.trace else None
     if args.json:
         print(json.dumps(res))
     else:
@@ -66,7 +75,29 @@ def run(args) -> int:
                   f"throughput {res['throughput_rps']:.2f} requests/s")
         for d in res["devices"]:
             con.print(f"  {d}: sent {res['bytes_sent'][d] / 1e6:.2f} MB, received {res['bytes_received'][d] / 1e6:.2f} MB, "
-                      f"weights {res['weights_mb'][d]:.1f} MB, peak memory {res['peak_mem_mb'][d]:.0f} MB")
+                      f"weights {res['weights_mb'][d]:.1f} MB ({res['weights_source'][d]}), peak memory "
+                      f"{res['peak_mem_mb'][d]:.0f} MB (the process + predicted {res['predicted_resident_mb'][d]:.1f} MB)")
         if args.gantt:
             con.print(f"timelines (measured above predicted) drawn to {args.gantt}")
+        if args.trace and trace_error is None:
+            con.print(f"trace (measured above predicted) written to {args.trace}; open it in ui.perfetto.dev")
+    if trace_error:
+        print(f"edgeslice: error: {trace_error} (the run's results above are complete)", file=sys.stderr)
+        return 2
     return 0 if res["ok"] else 1
+
+
+def _write_trace(path: str, plan, measured, predicted) -> str | None:
+    """Write the run's trace file; return what went wrong instead of raising, so the results are still printed."""
+    from edgeslice.execute.check import load_for_plan
+    from edgeslice.program.lower import lower
+    from edgeslice.viz.trace import write_trace
+
+    try:
+        graph, _ = load_for_plan(plan)
+        write_trace(path, [("measured", measured), ("predicted", predicted)], lower(plan, graph))
+    except EdgesliceError as exc:
+        return f"trace not written: {exc}"
+    except OSError as exc:
+        return f"cannot write the trace file {path!r}: {exc.strerror or exc}"
+    return None

@@ -22,7 +22,7 @@ def add(sub) -> None:
     p.add_argument("--min-time", type=float, default=0.05, help="profile: seconds of back-to-back runs per measurement")
     p.add_argument("--force", action="store_true", help="profile: measure again even if a calibration exists")
     p.add_argument("-o", "--output", default=None, help="profile: folder for the calibrated cluster and profiles")
-    p.add_argument("--json", action="store_true", help="status: as JSON")
+    p.add_argument("--json", action="store_true", help="up, down, status: what was made, removed or found, as JSON")
     p.add_argument("--tag", default=_TAG, help=argparse.SUPPRESS)
     p.set_defaults(fn=run)
 
@@ -32,6 +32,9 @@ def run(args) -> int:
 
     if args.action == "down":
         gone = net.down(args.tag)
+        if args.json:
+            print(json.dumps({"tag": args.tag, "removed": gone}))
+            return 0
         print(f"removed {len(gone)} things: " + ", ".join(gone) if gone else "nothing to remove: no testbed is up")
         return 0
     if args.action == "status":
@@ -62,7 +65,11 @@ def run(args) -> int:
         raise EdgesliceError(f"testbed {args.action} needs a cluster: `edgeslice testbed {args.action} C.yaml`")
     cluster = resolve_cluster(args.cluster)
     if args.action == "up":
-        tb, made = net.up(cluster, tag=args.tag, source_file=args.cluster, pin=args.pin, progress=print)
+        tb, made = net.up(cluster, tag=args.tag, source_file=args.cluster, pin=args.pin, progress=None if args.json else print)
+        if args.json:
+            print(json.dumps({**tb.to_dict(), "made": made, "namespaces": {d: tb.namespace(d) for d in tb.devices},
+                              "addresses": {d: tb.address(d) for d in tb.devices}}))
+            return 0
         if made:
             print(f"testbed for {cluster.name} is up: {len(tb.devices)} devices"
                   + (f", pinned to host CPU {tb.cpuset}" if tb.cpuset else ""))

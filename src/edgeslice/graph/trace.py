@@ -267,8 +267,13 @@ def trace_module(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1,
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise TraceError(f"model {spec!r} takes {len(placeholders)} inputs; edgeslice supports models with exactly one input tensor")
-    fake = FakeTensorMode()
-    x = fake.from_tensor(torch.empty((batch, *input_shape)))
+    if _on_meta(gm):
+        # built on the meta device (see edgeslice.models.load_model): meta tensors already carry
+        # only shapes, so shapes propagate without a fake-tensor copy of the model
+        fake, x = None, torch.empty((batch, *input_shape), device="meta")
+    else:
+        fake = FakeTensorMode()
+        x = fake.from_tensor(torch.empty((batch, *input_shape)))
     try:
         # ShapeProp prints its own traceback and the fake-tensor logger logs one before
         # re-raising; the user gets our one-line error instead
@@ -350,14 +355,47 @@ def trace_module(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1,
     return LayerGraph(spec=spec, input_shape=input_shape, batch=batch, layers=tuple(layers), output=out_name), gm
 
 
-def trace(spec: str, input_shape: tuple[int, ...] | None = None, batch: int = 1, weights: str | None = None):
+def _on_meta(model: nn.Module) -> bool:
+    """Whether ``model`` was built on the meta device (its first parameter or buffer is a meta tensor)."""
+    for t in model.parameters():
+        return t.is_meta
+    for t in model.buffers():
+        return t.is_meta
+    return False
+
+
+def module_spec(model: nn.Module) -> str:
+    """The spec recorded for a model given as an object: ``<module ClassName>`` (it names no file to rebuild from)."""
+    return f"<module {type(model).__name__}>"
+
+
+def trace(spec: str | nn.Module, input_shape: tuple[int, ...] | None = None, batch: int = 1, weights: str | None = None,
+          *, meta: bool = False):
     """Load the model named by ``spec`` (see :mod:`edgeslice.models`) and trace it.
+
+    With ``meta=True`` the model is built on the meta device (``weights`` is then
+    ignored): the same LayerGraph, and a GraphModule whose parameters have
+    shapes but no storage — what a worker materialises its share into.
+
+    ``spec`` may also be an ``nn.Module``: it is switched to eval mode and traced
+    as it is (``input_shape`` is then required, and ``weights`` not accepted:
+    load a state dict into the module first); its graph's spec is
+    :func:`module_spec`.
 
     Returns ``(LayerGraph, GraphModule)``; the GraphModule holds the model's weights.
     """
     from edgeslice.models import load_model, model_info
 
+    if isinstance(spec, nn.Module):
+        name = module_spec(spec)
+        if input_shape is None:
+            raise TraceError(f"model {name} is an nn.Module: give its input shape (C, H, W), "
+                             "e.g. input_shape=(3, 224, 224)")
+        if weights is not None:
+            raise TraceError(f"model {name} is an nn.Module: load the weights into it "
+                             "(model.load_state_dict(torch.load(file))) instead of passing weights")
+        return trace_module(spec.eval(), input_shape, batch, spec=name)
     if input_shape is None:
         input_shape = model_info(spec).default_input
-    model = load_model(spec, weights)
+    model = load_model(spec, None if meta else weights, meta=meta)
     return trace_module(model, input_shape, batch, spec=spec)

@@ -42,8 +42,26 @@ import json
 from itertools import count
 from pathlib import Path
 
+from edgeslice.errors import EdgesliceError
 from edgeslice.program.program import ComputeTask, Program, TransferTask
 from edgeslice.sim.simulate import Event, Timeline
+
+
+def check_writable(path: str | Path) -> Path:
+    """Raise :class:`EdgesliceError` now if a trace cannot be written to ``path`` (so a long run is not wasted).
+
+    The file is opened for appending (what was there stays) and removed again if this made it.
+    """
+    path = Path(path)
+    existed = path.exists()
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise EdgesliceError(f"cannot write the trace file {str(path)!r}: {exc.strerror or exc}") from None
+    if not existed:
+        path.unlink(missing_ok=True)
+    return path
 
 
 def write_trace(path: str | Path, timelines: list[tuple[str, Timeline]], program: Program | None = None) -> Path:
