@@ -134,3 +134,26 @@ def test_a_dead_or_silent_worker_is_named_and_nothing_survives(traced, tmp_path,
                 break
             time.sleep(0.1)
         assert not _alive(pid), f"worker {pid} survived"
+
+
+def test_run_uses_the_cluster_the_plan_carries(tmp_path, capsys, monkeypatch):
+    """A local4-named file with other speeds and cpus: the launcher, the workers and the prediction all use it."""
+    from edgeslice.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text(
+        "name: local4\ndevices:\n  - {name: d0, gflops: 4, cpus: 0.45}\n  - {name: d1, gflops: 25, cpus: 2}\n"
+        "links:\n  default: {bandwidth_mbps: 300, latency_ms: 0.05}\n")
+    assert main(["plan", "--model", "alexnet", "--input", "3x64x64", "--cluster", "mine.yaml", "--planner", "aofl",
+                 "-o", "p.json", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    (tmp_path / "mine.yaml").unlink()  # nothing may look the cluster up by name or file again
+    code = main(["run", "p.json", "--json", "--out", "run", "--timeout", "60"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    res = json.loads(out.out)
+    assert res["ok"] and res["devices"] == ["d0", "d1"]
+    assert res["predicted_latency_s"] == pytest.approx(planned["predicted_latency_s"], rel=1e-12, abs=0)
+    reports = [json.loads((tmp_path / "run" / f"report-{r}.json").read_text()) for r in range(2)]
+    threads = {r["device"]: r["threads"] for r in reports}
+    assert threads == {"d0": 1, "d1": 2}  # d1's cpus: 2 from the plan's cluster (the bundled local4 says 0.45)

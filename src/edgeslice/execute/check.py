@@ -23,12 +23,15 @@ from edgeslice.program.lower import lower
 REL_TOL = 1e-5
 
 
-def load_for_plan(plan: Plan, model: str | None = None, weights: str | None = None):
-    """Trace the model a plan names (or ``model`` instead, to check it fits); return (graph, gm)."""
+def load_for_plan(plan: Plan, model: str | None = None, weights: str | None = None, *, meta: bool = False):
+    """Trace the model a plan names (or ``model`` instead, to check it fits); return (graph, gm).
+
+    With ``meta=True`` the GraphModule's parameters are on the meta device (no weights built or loaded).
+    """
     from edgeslice.graph.trace import trace
 
     spec = model or plan.model.spec
-    graph, gm = trace(spec, plan.model.input_shape, plan.model.batch, weights or plan.model.weights)
+    graph, gm = trace(spec, plan.model.input_shape, plan.model.batch, weights or plan.model.weights, meta=meta)
     check_model(plan, graph)
     return graph, gm
 

@@ -92,7 +92,11 @@ class Kernels:
             m = self._module(layer)
             g = layer.geometry
             (c0, c1), _, _ = region
-            x = F.pad(x, _pads(layer, region))
+            left, right, top, bottom = _pads(layer, region)
+            if left == right and top == bottom:  # the conv pads by itself: no padded copy of the input
+                pad = (top, left)
+            else:
+                x, pad = F.pad(x, (left, right, top, bottom)), 0
             groups = 1
             if g.groups > 1:
                 opg = layer.out_shape[0] // g.groups
@@ -100,7 +104,7 @@ class Kernels:
             o = self.offsets.get(layer.target, (0, 0))[0]
             w = m.weight[c0 - o : c1 - o]
             b = None if m.bias is None else m.bias[c0 - o : c1 - o]
-            return F.conv2d(x, w, b, g.stride, 0, g.dilation, groups)
+            return F.conv2d(x, w, b, g.stride, pad, g.dilation, groups)
         if k == "maxpool":
             g = layer.geometry
             x = F.pad(x, _pads(layer, region), value=float("-inf"))

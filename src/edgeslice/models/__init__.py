@@ -10,7 +10,10 @@ commands need only the plan file:
 Without ``weights`` the model has deterministic random weights (the factory
 runs under ``torch.manual_seed(0)``; batch-norm statistics are then drawn from a
 seeded generator so that per-channel slicing of them is actually exercised).
-With ``weights`` a ``state_dict`` file is loaded strictly.
+With ``weights`` a ``state_dict`` file is loaded strictly.  With ``meta=True``
+the model is built on PyTorch's ``meta`` device: every parameter has its shape
+and no storage (nothing is initialised or loaded), for tracing and for workers
+that then materialise only their share (:mod:`edgeslice.runtime.pieces`).
 
 Example::
 
@@ -114,20 +117,27 @@ def _randomize_bn(model: nn.Module) -> None:
                     m.bias.copy_(torch.randn(n, generator=g) * 0.1)
 
 
-def load_model(spec: str, weights: str | None = None) -> nn.Module:
+def load_model(spec: str, weights: str | None = None, *, meta: bool = False) -> nn.Module:
     """Build the model named by ``spec`` in eval mode (see the module docstring)."""
     factory = _resolve_factory(spec)
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(0)
         try:
-            model = factory()
+            if meta:
+                with torch.device("meta"):
+                    model = factory()
+            else:
+                model = factory()
         except Exception as exc:
-            raise ModelError(f"model factory {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"model factory {spec!r} failed{' on the meta device' if meta else ''}: "
+                             f"{type(exc).__name__}: {exc}") from exc
     finally:
         torch.random.set_rng_state(state)
     if not isinstance(model, nn.Module):
         raise ModelError(f"model factory {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
+    if meta:
+        return model.eval()
     if weights is None:
         _randomize_bn(model)
     else:

@@ -1,7 +1,9 @@
 """``edgeslice run``: start one worker per device on this machine, watch them, gather the results.
 
 The launcher is a thin shell around the worker entry point (the same one
-``torchrun`` starts): it picks a free port, spawns the workers, and watches
+``torchrun`` starts): it picks a free port, writes the model's weights once
+(``worker-weights.pt`` in the run's folder, removed at the end) for every
+worker to map and read only its share of, spawns the workers, and watches
 them.  If one dies, the run ends within ``--timeout`` with one message naming
 the device and the task it was on, and every worker is killed — none is left
 behind.  On success it reads the workers' reports and the sink's outputs,
@@ -75,11 +77,14 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
     """Run the workers to completion; return the output folder. Raises EdgesliceError on any failure.
 
     With ``testbed`` (a :class:`edgeslice.testbed.net.Testbed` that is up), each worker runs inside its
-    device's network namespace and CPU cgroup and the workers talk over the shaped links.
+    device's network namespace and CPU cgroup and the workers talk over the shaped links.  The workers use
+    the plan's own cluster, or ``cluster`` (a file or bundled name), which is checked against the plan first.
     """
     from edgeslice.plan.plan import Plan
+    from edgeslice.plan.validate import plan_cluster
 
     plan = Plan.load(plan_path)
+    plan_cluster(plan, cluster)  # a device the override lacks: one clear error before any worker starts
     outdir = Path(out or tempfile.mkdtemp(prefix="edgeslice-run-"))
     outdir.mkdir(parents=True, exist_ok=True)
     for f in outdir.glob("*"):
@@ -100,9 +105,12 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
             "--world", str(world), "--master-addr", master, "--master-port", str(port), "--requests", str(requests),
             "--inflight", str(inflight), "--timeout", str(timeout), "--seed", str(seed)]
     if cluster:
-        base += ["--cluster", cluster]
+        base += ["--cluster", str(Path(cluster).resolve()) if Path(cluster).is_file() else cluster]
     if threads:
         base += ["--threads", str(threads)]
+    weights = outdir / WEIGHTS_FILE  # the model's weights, once, for every worker to map and read its share of
+    if write_weights(plan, weights):
+        base += ["--weights", str(weights)]
     procs, logs = [], []
     try:
         for r in range(world):
@@ -119,7 +127,34 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
         _kill_all(procs)
         for log in logs:
             log.close()
+        weights.unlink(missing_ok=True)
     return outdir
+
+
+WEIGHTS_FILE = "worker-weights.pt"
+
+
+def write_weights(plan, path: Path) -> bool:
+    """Save the state dict of the plan's model (built as the launcher checks it: seeded, or the plan's weights file).
+
+    The workers map this file (``torch.load(mmap=True, weights_only=True)``) and read only their share of it
+    (:func:`edgeslice.runtime.pieces.load_share`).  Returns False, writing nothing, if the model cannot be built
+    here (the workers then build it themselves and report why it failed) or the file cannot be written.
+    """
+    from edgeslice.models import load_model
+
+    try:
+        model = load_model(plan.model.spec, plan.model.weights)
+    except EdgesliceError:
+        return False
+    tmp = path.with_name(path.name + ".part")
+    try:
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, path)
+    except OSError:  # e.g. no room for it: the workers build the model whole instead
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def _watch(procs, devices, outdir: Path, timeout: float, deadline_s: float) -> None:
@@ -193,20 +228,23 @@ def _describe(status: str) -> str:
 
 
 def collect(plan_path: str, outdir: Path, *, cluster: str | None = None, requests: int = 1, seed: int = 0) -> dict:
-    """Read the workers' reports and outputs; compare with the whole model; build both timelines."""
-    from edgeslice.cluster.load import resolve_cluster
-    from edgeslice.cluster.model import Cluster
+    """Read the workers' reports and outputs; compare with the whole model; build both timelines.
+
+    The prediction uses the cluster the workers used: the plan's own, or ``cluster`` if given.
+    """
     from edgeslice.cost import ClusterCost
     from edgeslice.execute.check import load_for_plan
     from edgeslice.plan.plan import Plan
+    from edgeslice.plan.validate import plan_cluster
     from edgeslice.program.lower import lower
+    from edgeslice.program.memory import resident
     from edgeslice.runtime.worker import request_input
     from edgeslice.sim.simulate import simulate
 
     plan = Plan.load(plan_path)
     graph, gm = load_for_plan(plan)
     program = lower(plan, graph)
-    cl = resolve_cluster(cluster or plan.cluster) if (cluster or plan.cluster) else Cluster.uniform(len(plan.devices))
+    cl = plan_cluster(plan, cluster)
     reports = [json.loads((outdir / f"report-{r}.json").read_text()) for r in range(len(plan.devices))]
     max_abs, rel = 0.0, 0.0
     with torch.no_grad():
@@ -217,6 +255,7 @@ def collect(plan_path: str, outdir: Path, *, cluster: str | None = None, request
             err = float((y - ref).abs().max())
             max_abs = max(max_abs, err)
             rel = max(rel, err / max(float(ref.abs().max()), 1e-30))
+    mem = resident(program, graph)  # predicted weights share + largest working set, next to the measured peak
     measured = measured_timeline(program, plan, reports, requests)
     arrivals = measured.arrivals
     predicted = simulate(program, graph, cl, ClusterCost(cl), arrivals=tuple(a - arrivals[0] for a in arrivals))
@@ -232,6 +271,9 @@ def collect(plan_path: str, outdir: Path, *, cluster: str | None = None, request
         "where": {r["device"]: r.get("where", {}) for r in reports},
         "resident_mem_mb": {r["device"]: r["resident_mem_mb"] for r in reports},
         "weights_mb": {r["device"]: r["weights_mb"] for r in reports},
+        "weights_source": {r["device"]: r.get("weights_source", "built whole") for r in reports},
+        "predicted_weights_mb": {d: m.weights / 1e6 for d, m in mem.items()},
+        "predicted_resident_mb": {d: m.total / 1e6 for d, m in mem.items()},
         "bytes_sent": {r["device"]: r["bytes_sent"] for r in reports},
         "bytes_received": {r["device"]: r["bytes_received"] for r in reports},
         "_timelines": (measured, predicted),

@@ -10,6 +10,16 @@ directly under ``torchrun``, on one machine or several::
 Rank ``i`` is the plan's ``devices[i]``.  Rank, world size and the rendezvous
 address come from the command line or torchrun's environment — never from
 code.  Transport: point-to-point ``isend``/``irecv`` with the gloo backend.
+The device's description (its ``cpus``, which set the torch threads) comes
+from the cluster the plan carries; ``--cluster`` overrides it and is checked
+against the plan first.
+
+Loading: given ``--weights`` (a state-dict file; ``edgeslice run`` writes the
+model's once per run), the worker builds the model on the ``meta`` device,
+traces it, and reads only its share of the mapped file (see
+:func:`edgeslice.runtime.pieces.load_share`), so its memory is its share;
+without one it builds the whole model and prunes it.  Its report says which
+(``weights_source``: ``"mmap"`` or ``"built whole"``).
 
 What a worker does, for each request in turn:
 
@@ -60,14 +70,24 @@ def request_input(seed: int, req: int, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + req))
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return float("nan")
+
+
+def _peak_mb() -> float:
+    """This process's peak resident size (MiB): ``VmHWM``, the high-water mark of its own address space.
+
+    Not ``ru_maxrss``: Linux carries that across ``fork`` + ``exec``, so a worker spawned by a launcher that
+    holds the whole model would report the launcher's size.  ``ru_maxrss`` only where /proc is missing.
+    """
+    hwm = _rss_mb("VmHWM")
+    return hwm if hwm == hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class _Status:
@@ -107,11 +127,9 @@ def _env_int(name: str, given):
 
 
 def run_worker(args) -> dict:
-    from edgeslice.cluster.load import resolve_cluster
-    from edgeslice.execute.check import load_for_plan
     from edgeslice.plan.plan import Plan
-    from edgeslice.program.lower import lower
-    from edgeslice.runtime.pieces import param_bytes, prune
+    from edgeslice.plan.validate import plan_cluster
+    from edgeslice.runtime.pieces import load_share, param_bytes
 
     rank = _env_int("RANK", args.rank)
     world = _env_int("WORLD_SIZE", args.world)
@@ -124,20 +142,14 @@ def run_worker(args) -> dict:
         raise EdgesliceError(f"the plan has {len(plan.devices)} devices ({', '.join(plan.devices)}) but {world} workers were started; "
                              f"start one per device")
     device = plan.devices[rank]
-    if args.cluster or plan.cluster:
-        cluster = resolve_cluster(args.cluster or plan.cluster)
-        if device not in cluster.names:
-            raise ClusterError(f"device {device!r} (rank {rank}) of the plan is not in cluster {cluster.name!r} "
-                                 f"({', '.join(cluster.names)}); the plan was made for another cluster")
-        dev = cluster.device(device)
-        threads = args.threads or max(1, round(dev.cpus)) if dev.cpus else (args.threads or 1)
-    else:
-        threads = args.threads or 1
+    dev = plan_cluster(plan, args.cluster).device(device)  # the plan's own cluster, or --cluster checked against it
+    threads = args.threads or (max(1, round(dev.cpus)) if dev.cpus else 1)
     torch.set_num_threads(threads)
-    graph, gm = load_for_plan(plan, args.model)  # refuses a plan made for another model
-    program = lower(plan, graph)
-    kernels = prune(graph, gm, program, device)
+    # only this device's share of the weights: read from the mapped --weights file (the model is built on the
+    # meta device), else the whole model is built and pruned; refuses a plan made for another model
+    graph, program, kernels, weights_source, weights_note = load_share(plan, device, args.model, args.weights)
     weights_mb = param_bytes(kernels.gm) / 1e6
+    loaded_peak_mb = _peak_mb()  # the peak once loaded: imports, trace and weights, before any request
 
     # on the emulated testbed: loading ran at full speed; the inference runs under the device's CPU quota
     for fd in filter(None, os.environ.get("EDGESLICE_JOIN_CGROUP_FDS", "").split(",")):
@@ -270,11 +282,13 @@ def run_worker(args) -> dict:
         w.wait()
     dist.barrier()
     dist.destroy_process_group()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     report = {
         "device": device, "rank": rank, "threads": threads, "events": events,
         "bytes_sent": bytes_sent, "bytes_received": bytes_recv,
-        "peak_mem_mb": usage.ru_maxrss / 1024, "resident_mem_mb": _rss_mb(), "weights_mb": weights_mb,
+        "peak_mem_mb": _peak_mb(), "resident_mem_mb": _rss_mb(), "weights_mb": weights_mb,
+        "loaded_peak_mem_mb": loaded_peak_mb,
+        "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # includes the launcher's, see _peak_mb
+        "weights_source": weights_source, "weights_note": weights_note,
         "where": _where(),
     }
     (out / f"report-{rank}.json").write_text(json.dumps(report))
@@ -285,8 +299,11 @@ def run_worker(args) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edgeslice-worker", description="Run one device's part of a plan (see module docstring).")
     ap.add_argument("--plan", required=True)
-    ap.add_argument("--cluster", default=None)
+    ap.add_argument("--cluster", default=None, help="default: the cluster the plan carries")
     ap.add_argument("--model", default=None, help="must match the plan's model (checked)")
+    ap.add_argument("--weights", default=None,
+                    help="state-dict file of the plan's model (torch.save; `edgeslice run` writes one): the worker "
+                         "maps it and reads only its share; without it the whole model is built, then pruned")
     ap.add_argument("--rank", type=int, default=None, help="default: $RANK (torchrun)")
     ap.add_argument("--world", type=int, default=None, help="default: $WORLD_SIZE (torchrun)")
     ap.add_argument("--master-addr", default=None, help="default: $MASTER_ADDR or 127.0.0.1")
