@@ -66,24 +66,35 @@ def layer_activation_bytes(graph: LayerGraph, name: str) -> int:
     return (ins + _numel(l.out_shape)) * unit
 
 
+def channel_hulls(program: Program, graph: LayerGraph, device: str) -> tuple[dict, dict]:
+    """``(out_hull, in_hull)``: per module target ``device`` runs, the hull of the output channels (features)
+    its steps compute, and for partial-sum parts of the input features they read — the slices a device keeps
+    (:func:`~edgeslice.runtime.pieces.prune`) and the share :func:`resident` counts."""
+    out_hull: dict[str, tuple[int, int]] = {}
+    in_hull: dict[str, tuple[int, int]] = {}
+    for t in program.tasks:
+        if not (isinstance(t, ComputeTask) and t.device == device):
+            continue
+        for s in t.steps:
+            target = graph.layer(s.layer).target
+            lo, hi = s.region[0]
+            a, b = out_hull.get(target, (lo, hi))
+            out_hull[target] = (min(a, lo), max(b, hi))
+            if s.inputs is not None:
+                a, b = in_hull.get(target, s.inputs)
+                in_hull[target] = (min(a, s.inputs[0]), max(b, s.inputs[1]))
+    return out_hull, in_hull
+
+
 def resident(program: Program, graph: LayerGraph) -> dict[str, DeviceMemory]:
     """Every device's predicted resident bytes in ``program`` (note *resident*)."""
     unit = graph.batch * graph.itemsize
-    out_hull: dict[str, dict[str, tuple[int, int]]] = {d: {} for d in program.devices}
-    in_hull: dict[str, dict[str, tuple[int, int]]] = {d: {} for d in program.devices}
     act = dict.fromkeys(program.devices, 0)
     for t in program.tasks:
         if not isinstance(t, ComputeTask):
             continue
-        oh, ih = out_hull[t.device], in_hull[t.device]
         for s in t.steps:
             l = graph.layer(s.layer)
-            lo, hi = s.region[0]
-            a, b = oh.get(l.target, (lo, hi))
-            oh[l.target] = (min(a, lo), max(b, hi))
-            if s.inputs is not None:
-                a, b = ih.get(l.target, s.inputs)
-                ih[l.target] = (min(a, s.inputs[0]), max(b, s.inputs[1]))
             ins = sum(_numel(x) for x in l.in_shapes)
             if s.inputs is not None:  # a partial-sum part reads only its input features
                 ins = ins * (s.inputs[1] - s.inputs[0]) // max(l.in_shapes[0][-1], 1)
@@ -95,14 +106,15 @@ def resident(program: Program, graph: LayerGraph) -> dict[str, DeviceMemory]:
         first.setdefault(l.target, l)
     out = {}
     for d in program.devices:
+        out_hull, in_hull = channel_hulls(program, graph, d)
         w = 0
-        for target, (lo, hi) in out_hull[d].items():
+        for target, (lo, hi) in out_hull.items():
             l = first[target]
             share = l.param_bytes
             if l.kind in SLICED_KINDS and l.param_bytes:
                 share = share * (hi - lo) / max(l.out_shape[0], 1)
-                if target in in_hull[d]:
-                    ilo, ihi = in_hull[d][target]
+                if target in in_hull:
+                    ilo, ihi = in_hull[target]
                     share = share * (ihi - ilo) / max(l.in_shapes[0][-1], 1)
             w += int(share)
         out[d] = DeviceMemory(w, act[d])

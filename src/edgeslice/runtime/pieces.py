@@ -32,7 +32,8 @@ from torch import fx, nn
 from edgeslice.errors import EdgesliceError, ModelError
 from edgeslice.execute.kernels import Kernels
 from edgeslice.graph.layer import LayerGraph
-from edgeslice.program.program import ComputeTask, Program
+from edgeslice.program.memory import channel_hulls
+from edgeslice.program.program import Program
 
 class MissingWeights(ModelError):
     """The weights file lacks tensors the device keeps (e.g. non-persistent buffers): build the model whole instead."""
@@ -150,21 +151,8 @@ def prune(graph: LayerGraph, gm: fx.GraphModule, program: Program, device: str,
     With ``state``, ``gm`` may be built on the meta device: every tensor the device keeps is taken (its
     slice only) from ``state``; :class:`MissingWeights` if ``state`` lacks one (nothing is changed then).
     """
-    out_hull: dict[str, tuple[int, int]] = {}
-    in_hull: dict[str, tuple[int, int]] = {}
-    used_targets: set[str] = set()
-    for t in program.tasks:
-        if not (isinstance(t, ComputeTask) and t.device == device):
-            continue
-        for s in t.steps:
-            layer = graph.layer(s.layer)
-            used_targets.add(layer.target)
-            lo, hi = s.region[0]
-            a, b = out_hull.get(layer.target, (lo, hi))
-            out_hull[layer.target] = (min(a, lo), max(b, hi))
-            if s.inputs is not None:
-                a, b = in_hull.get(layer.target, s.inputs)
-                in_hull[layer.target] = (min(a, s.inputs[0]), max(b, s.inputs[1]))
+    out_hull, in_hull = channel_hulls(program, graph, device)
+    used_targets = set(out_hull)
     offsets: dict[str, tuple[int, int]] = {}
     module_layers = [l for l in graph.layers if _is_module(gm, l.target)]
     kept = list(dict.fromkeys(l.target for l in module_layers if l.target in used_targets))
