@@ -84,7 +84,8 @@ def _cluster(rng: random.Random, k: int, n: int, total_bytes: float) -> Cluster:
     return Cluster("mem", devs, Link(rng.uniform(2, 400), rng.uniform(0, 5)), source=devs[0].name, sink=devs[0].name)
 
 
-def test_layerwise_equals_bruteforce_under_random_memory_limits(seq6):
+@pytest.mark.parametrize("exact", ["layerwise", "nfl"])
+def test_exact_planners_equal_bruteforce_under_random_memory_limits(seq6, exact):
     g, _ = seq6
     total = g.param_bytes + max(layer_activation_bytes(g, l.name) for l in g.layers)
     rng = random.Random(7)
@@ -97,7 +98,7 @@ def test_layerwise_equals_bruteforce_under_random_memory_limits(seq6):
         except MemoryFitError:
             bf_plan = None
         try:
-            lw_plan = make_plan("layerwise", g, c, cost)
+            lw_plan = make_plan(exact, g, c, cost)
         except MemoryFitError:
             lw_plan = None
         assert (bf_plan is None) == (lw_plan is None), trial
@@ -141,3 +142,39 @@ def test_resident_weights_are_each_devices_share(traced):
     plan = make_plan("modnn", g, c)  # every layer split four ways by output rows or neurons
     mem = resident(lower(plan, g), g)
     assert sum(m.weights for m in mem.values()) >= g.param_bytes * 0.999
+
+
+def _brute_dads(n, edges, local_t, edge_t, up_t, down_out_t, up_in, w, a, cap_local, cap_edge):
+    from edgeslice.planners.whole.dads import dads_cost
+
+    best = None
+    for bits in itertools.product((0, 1), repeat=n):
+        e = frozenset(v for v in range(n) if bits[v])
+        loc = [v for v in range(n) if v not in e]
+        if sum(w[v] for v in loc) + max([a[v] for v in loc], default=0) > cap_local:
+            continue
+        if sum(w[v] for v in e) + max([a[v] for v in e], default=0) > cap_edge:
+            continue
+        c = dads_cost(n, edges, local_t, edge_t, up_t, down_out_t, e, up_in=up_in)
+        if c < float("inf"):
+            best = c if best is None else min(best, c)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_dads_memory_milp_equals_brute_force_on_random_dags(seed):
+    from edgeslice.planners.whole.dads import dads_cut_memory
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 8))
+    edges = [(-1, 0)] + [(int(rng.integers(-1, v)), v) for v in range(1, n)]
+    edges += [(u, v) for u in range(n) for v in range(u + 2, n) if rng.random() < 0.2]  # skip connections
+    local_t, edge_t, up_t = rng.uniform(0, 3, n), rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    w, a = rng.integers(0, 10, n), rng.integers(0, 5, n)
+    cap_local, cap_edge = rng.uniform(0, w.sum() + 5), rng.uniform(0, w.sum() + 5)
+    want = _brute_dads(n, edges, local_t, edge_t, up_t, 0.3, 0.5, w, a, cap_local, cap_edge)
+    got = dads_cut_memory(n, edges, local_t, edge_t, up_t, 0.3, up_in=0.5, w=w, a=a, cap_local=cap_local, cap_edge=cap_edge)
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None and got[0] == pytest.approx(want, rel=1e-7, abs=1e-9)

@@ -12,6 +12,7 @@ from edgeslice.errors import EdgesliceError
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.plan import Part, Plan, Segment
 from edgeslice.planners import register
+from edgeslice.planners._shared.chain import chain_latency_milp
 from edgeslice.planners._shared.common import make
 from edgeslice.planners.fl.assign import (
     all_assignments,
@@ -21,6 +22,8 @@ from edgeslice.planners.fl.assign import (
 from edgeslice.planners.fl.flowshop import block_time, block_times_many
 from edgeslice.planners.fl.space import LAYOUTS, FLSpace
 from edgeslice.planners.options import NoOptions, PlannerOptions, option, parse_layouts
+from edgeslice.program.lower import lower
+from edgeslice.program.memory import fits, layer_activation_bytes
 
 # The FL planners' shared options, declared once.
 STANDARD_LAYOUTS = ",".join(f"{r}x{c}" for r, c in LAYOUTS)
@@ -116,7 +119,20 @@ def nfl_solve(space: FLSpace) -> tuple[float, Plan]:
 
 @register("nfl", "no-fused-layer partial offloading: whole layers on the device or an edge server, optimal by chain DP", exact=True)
 def plan_nfl(graph: LayerGraph, cluster, cost, opts: NoOptions):
-    return nfl_solve(_space(graph, cluster, cost))[1]
+    space = _space(graph, cluster, cost)
+    plan = nfl_solve(space)[1]
+    if fits(lower(plan, graph), graph, cluster):
+        return plan
+    # the unconstrained optimum does not fit some device's memory_mb: the same chain over units under the
+    # memory constraint, exactly (note *resident*: a whole unit costs its weights and a peak of its largest layer's)
+    units = [range(space.pts[u], space.pts[u + 1]) for u in range(space.U)]
+    w = [sum(graph.layers[i].param_bytes for i in r) for r in units]
+    a = [max(layer_activation_bytes(graph, graph.layers[i].name) for i in r) for r in units]
+    cap = [d.memory_mb * 1e6 for d in cluster.devices]
+    res = chain_latency_milp(space.T, space.X, space.ov, space.src, space.sink, w, a, cap)
+    if res is None:
+        return plan  # make_plan refuses it, naming the device
+    return build_plan(space, [("whole", u, int(d)) for u, d in enumerate(res[1])], {}, "nfl")
 
 
 def exact_solve(space: FLSpace, *, exhaustive: bool, limit: float | None = None, planner: str = "fl-bf",

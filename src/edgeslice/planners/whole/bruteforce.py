@@ -16,9 +16,9 @@ from edgeslice.planners._shared.common import (
     make,
     whole_segments,
 )
+from edgeslice.planners.options import PlannerOptions, option
 from edgeslice.program.lower import lower
 from edgeslice.program.memory import fits
-from edgeslice.planners.options import PlannerOptions, option
 
 
 @dataclass(frozen=True)

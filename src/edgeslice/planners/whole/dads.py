@@ -18,6 +18,8 @@ from edgeslice.planners._shared.common import (
 )
 from edgeslice.planners._shared.tables import _all_on, _transfer_s
 from edgeslice.planners.options import NoOptions
+from edgeslice.program.lower import lower
+from edgeslice.program.memory import fits, layer_activation_bytes
 
 
 def dads_cut(n: int, edges, local_t, edge_t, up_t, down_out_t: float, *, up_in: float = 0.0,
@@ -120,6 +122,75 @@ def dads_cost(n: int, edges, local_t, edge_t, up_t, down_out_t: float, on_edge, 
     return total
 
 
+def dads_cut_memory(n: int, edges, local_t, edge_t, up_t, down_out_t: float, *, w, a, cap_local: float,
+                    cap_edge: float, up_in: float = 0.0, output: int | None = None,
+                    keep_out_t: float = 0.0) -> tuple[float, frozenset] | None:
+    """:func:`dads_cut`'s objective under each side's memory capacity, as a MILP (HiGHS via scipy).
+
+    ``w[v]`` bytes of node ``v``'s weights, ``a[v]`` of its working set (note
+    *resident* in :mod:`edgeslice.program.memory`): the local side may hold
+    ``Σ w·(1 − y) + max a·(1 − y) ≤ cap_local``, the edge ``Σ w·y + max a·y ≤
+    cap_edge`` (``y[v] = 1``: on the edge).  ``z[u] ≥ y[v] − y[u]`` marks a
+    local tensor uploaded (once) for an edge reader, ``y[u] ≤ y[v]`` keeps data
+    flowing local → edge.  Returns ``(cost, on_edge)`` or None when nothing fits.
+
+    Example (:func:`dads_cut`'s; the edge too small for node 2, which the local side cannot then hand on)::
+
+        >>> args = (3, [(-1, 0), (0, 1), (1, 2)], [1, 5, 5], [1, 1, 1], [0.5, 0.1, 0.1], 0.1)
+        >>> dads_cut_memory(*args, up_in=2.0, w=[1, 1, 5], a=[0, 0, 0], cap_local=10, cap_edge=4)
+        (11.0, frozenset())
+        >>> cost, edge = dads_cut_memory(*args, up_in=2.0, w=[1, 1, 5], a=[0, 0, 0], cap_local=5, cap_edge=10)
+        >>> round(cost, 6), sorted(edge)
+        (3.6, [1, 2])
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    out = n - 1 if output is None else output
+    consumers: dict[int, set[int]] = {}
+    for u, v in edges:
+        consumers.setdefault(int(u), set()).add(int(v))
+    ups = sorted(consumers)  # z per uploaded tensor (u = -1: the input)
+    Y, Z, PL, PE = 0, n, n + len(ups), n + len(ups) + 1
+    N = PE + 1
+    c = np.zeros(N)
+    c[:n] = np.asarray(edge_t, float) - np.asarray(local_t, float)
+    c[Y + out] += down_out_t - keep_out_t
+    for k, u in enumerate(ups):
+        c[Z + k] = up_in if u < 0 else float(up_t[u])
+    rows, lo, hi = [], [], []
+
+    def row(entries, lb, ub):
+        r = np.zeros(N)
+        for i, v in entries:
+            r[i] += v
+        rows.append(r)
+        lo.append(lb)
+        hi.append(ub)
+
+    for k, u in enumerate(ups):
+        for v in consumers[u]:
+            row([(Z + k, 1.0), (Y + v, -1.0)] + ([(Y + u, 1.0)] if u >= 0 else []), 0.0, np.inf)
+            if u >= 0:
+                row([(Y + v, 1.0), (Y + u, -1.0)], 0.0, np.inf)  # no edge → local flow
+    w, a = np.asarray(w, float), np.asarray(a, float)
+    row([(Y + v, -w[v]) for v in range(n)] + [(PL, 1.0)], -np.inf, cap_local - w.sum())
+    row([(Y + v, w[v]) for v in range(n)] + [(PE, 1.0)], -np.inf, cap_edge)
+    for v in range(n):
+        if a[v] > 0:
+            row([(PL, 1.0), (Y + v, a[v])], a[v], np.inf)
+            row([(PE, 1.0), (Y + v, -a[v])], 0.0, np.inf)
+    integrality = np.zeros(N)
+    integrality[:n] = 1
+    res = milp(c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=integrality,
+               bounds=Bounds(np.zeros(N), np.r_[np.ones(n + len(ups)), np.inf, np.inf]),
+               options={"mip_rel_gap": 0.0})
+    if res.x is None:
+        return None
+    on_edge = frozenset(v for v in range(n) if res.x[Y + v] > 0.5)
+    return dads_cost(n, edges, local_t, edge_t, up_t, down_out_t, on_edge, up_in=up_in, output=out,
+                     keep_out_t=keep_out_t), on_edge
+
+
 def dads_arrays(graph: LayerGraph, cluster, cost, edge: str) -> dict:
     """The :func:`dads_cut` arguments for ``graph`` between the source and ``edge``."""
     src, sink = cluster.source, cluster.sink
@@ -147,6 +218,17 @@ def plan_dads(graph: LayerGraph, cluster, cost, opts: NoOptions):
     if len(cluster.devices) == 1:
         return _all_on(graph, cluster, src, "dads")
     edge = fastest(cluster, exclude=src).name
-    _, on_edge = dads_cut(**dads_arrays(graph, cluster, cost, edge))
+    arrays = dads_arrays(graph, cluster, cost, edge)
+    _, on_edge = dads_cut(**arrays)
     per_layer = [edge if i in on_edge else src for i in range(len(graph.layers))]
+    plan = make(graph, cluster, whole_segments(graph, per_layer), "dads")
+    if fits(lower(plan, graph), graph, cluster):
+        return plan
+    # the cut does not fit the memory_mb of one side: the same objective under both sides' capacities, exactly
+    res = dads_cut_memory(**arrays, w=[l.param_bytes for l in graph.layers],
+                          a=[layer_activation_bytes(graph, l.name) for l in graph.layers],
+                          cap_local=cluster.device(src).memory_mb * 1e6, cap_edge=cluster.device(edge).memory_mb * 1e6)
+    if res is None:
+        return plan  # make_plan refuses it, naming the device
+    per_layer = [edge if i in res[1] else src for i in range(len(graph.layers))]
     return make(graph, cluster, whole_segments(graph, per_layer), "dads")

@@ -10,16 +10,20 @@ import numpy as np
 
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.planners import register
-from edgeslice.planners._shared.chain import chain_dp, chain_latency_milp, transfer_table
+from edgeslice.planners._shared.chain import (
+    chain_dp,
+    chain_latency_milp,
+    transfer_table,
+)
 from edgeslice.planners._shared.common import (
     make,
     speed,
     whole_segments,
 )
 from edgeslice.planners._shared.tables import chain_arrays
+from edgeslice.planners.options import PlannerOptions, option
 from edgeslice.program.lower import lower
 from edgeslice.program.memory import fits, layer_activation_bytes
-from edgeslice.planners.options import PlannerOptions, option
 
 
 @dataclass(frozen=True)
