@@ -411,3 +411,20 @@ def test_check_json_prints_one_object(cli):
     assert res["flops_model"] > 0 and res["flops_program"] >= res["flops_model"]
     assert res["bytes_transferred"] > 0  # the plan moves data between d0, d1 and d2
     assert res["ok"] is True
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", "p.json", "--requests", "3", "--interval", "nan"],  # used to hang forever
+    ["simulate", "p.json", "--requests", "3", "--interval", "inf"],
+    ["simulate", "p.json", "--interval", "-1"],
+    ["run", "p.json", "--timeout", "0"],
+    ["run", "p.json", "--timeout", "nan"],
+    ["profile", "--model", "alexnet", "--min-time", "-1"],
+    ["bench", "simulate", "--seconds", "0"],
+    ["bench", "fl", "--bf-limit", "nan"],
+])
+def test_numbers_that_are_not_numbers_are_refused_at_the_edge(tmp_path, args):
+    r = _run(tmp_path, args)  # refused while parsing: no plan file is read, nothing starts
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r
+    assert args[-2] in lines[0] and repr(args[-1]) in lines[0] and "finite number" in lines[0]

@@ -107,6 +107,37 @@ def _start_long_run(traced, tmp_path, timeout):
     return launcher, pids
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_of_run_leaves_no_worker(traced, tmp_path, sig):
+    launcher, pids = _start_long_run(traced, tmp_path, 30)
+    launcher.send_signal(sig)
+    try:
+        _, err = launcher.communicate(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 128 + sig and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"edgeslice: terminated by signal {int(sig)}; every worker was ended"
+    for pid in pids.values():
+        for _ in range(50):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        assert not _alive(pid), f"worker {pid} survived"
+
+
+def test_a_worker_dies_with_its_launcher_even_when_the_launcher_is_killed(traced, tmp_path):
+    launcher, pids = _start_long_run(traced, tmp_path, 30)
+    launcher.kill()  # SIGKILL: no handler runs; the kernel ends the workers (PR_SET_PDEATHSIG)
+    launcher.communicate(timeout=60)
+    for pid in pids.values():
+        for _ in range(100):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        assert not _alive(pid), f"worker {pid} survived its launcher"
+
+
 @pytest.mark.parametrize("how", ["kill", "stop"])
 def test_a_dead_or_silent_worker_is_named_and_nothing_survives(traced, tmp_path, how):
     timeout = 6

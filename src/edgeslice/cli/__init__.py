@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgeslice: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:  # SIGTERM / SIGHUP of `run` (runtime.launch.Terminated): its workers are ended
+        if type(exc).__name__ == "Terminated":
+            print(f"edgeslice: terminated by signal {int(exc.code) - 128}; every worker was ended", file=sys.stderr)
+        raise
     except BrokenPipeError:  # the reader (e.g. `| head`) went away: stop quietly
         import os
 

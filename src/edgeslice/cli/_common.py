@@ -28,6 +28,28 @@ def _positive(text: str) -> int:
     return v
 
 
+def _number(text: str, *, positive: bool) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v) or v < 0 or (positive and v == 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number {'> 0' if positive else '>= 0'}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    """A finite number > 0 (a timeout, a duration, a limit): nan, inf, 0 and negatives are refused at the edge."""
+    return _number(text, positive=True)
+
+
+def _nonnegative_float(text: str) -> float:
+    """A finite number >= 0 (an interval, a minimum time)."""
+    return _number(text, positive=False)
+
+
 def _console():
     from rich.console import Console
 

@@ -12,6 +12,7 @@ from edgeslice.cli._common import (
     _console,
     _console_err,
     _positive,
+    _positive_float,
     model_args,
 )
 from edgeslice.errors import EdgesliceError
@@ -22,8 +23,8 @@ def add(sub) -> None:
     p.add_argument("what", choices=("simulate", "testbed", "fl"))
     p.add_argument("--quick", action="store_true", help="fl: a small subset (under two minutes)")
     p.add_argument("--models", default=None, help="fl: comma-separated zoo models (default: vgg16,resnet50,yolov2,alexnet,mobilenet_v2)")
-    p.add_argument("--bf-limit", type=float, default=4e6, help="fl: run fl-bf where it tries at most this many path assignments")
-    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--bf-limit", type=_positive_float, default=4e6, help="fl: run fl-bf where it tries at most this many path assignments")
+    p.add_argument("--seconds", type=_positive_float, default=3.0)
     model_args(p, required=False)
     p.add_argument("--cluster", default=None, help="testbed: the cluster to emulate")
     p.add_argument("--planners", default=None, help="testbed: comma-separated planners (default: every classic one)")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgeslice.cli._common import (
     _console_err,
+    _nonnegative_float,
     _positive,
     model_args,
 )
@@ -17,7 +18,7 @@ def add(sub) -> None:
     model_args(p)
     p.add_argument("--repeat", type=_positive, default=3)
     p.add_argument("--threads", type=_positive, default=1)
-    p.add_argument("--min-time", type=float, default=0.0,
+    p.add_argument("--min-time", type=_nonnegative_float, default=0.0,
                    help="seconds of back-to-back runs per measurement, averaged (use under a CPU quota, e.g. 0.05)")
     p.add_argument("-o", "--output", default="profile.json")
     p.add_argument("--json", action="store_true", help="print the profile's summary (all but its layers) as JSON")

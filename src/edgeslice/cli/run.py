@@ -11,6 +11,7 @@ from edgeslice.cli._common import (
     _cluster_for_plan,
     _console,
     _positive,
+    _positive_float,
 )
 from edgeslice.errors import EdgesliceError
 
@@ -21,7 +22,7 @@ def add(sub) -> None:
     p.add_argument("--cluster", default=None, help="default: the plan's cluster, else identical devices")
     p.add_argument("--requests", type=_positive, default=1, help="number of inputs to run")
     p.add_argument("--inflight", type=_positive, default=1, help="requests in flight at once (pipelining)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds a worker waits for data before giving up")
+    p.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds a worker waits for data before giving up")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--port", type=int, default=None, help="rendezvous port (default: a free one)")
     p.add_argument("--threads", type=_positive, default=None, help="torch threads per worker (default: the device's cpus, else 1)")

@@ -7,6 +7,7 @@ import json
 from edgeslice.cli._common import (
     _cluster_for_plan,
     _console,
+    _nonnegative_float,
     _positive,
 )
 
@@ -17,7 +18,7 @@ def add(sub) -> None:
     p.add_argument("--cluster", default=None, help="default: the plan's cluster, else identical devices")
     p.add_argument("--model", default=None, help="use this model instead of the plan's (it must match)")
     p.add_argument("--requests", type=_positive, default=1, help="number of requests")
-    p.add_argument("--interval", type=float, default=0.0, help="seconds between request arrivals")
+    p.add_argument("--interval", type=_nonnegative_float, default=0.0, help="seconds between request arrivals")
     p.add_argument("--gantt", default=None, help="draw the timeline to a .png or .html file")
     p.add_argument("--trace", default=None, help="write the timeline as Chrome trace JSON (open in ui.perfetto.dev)")
     p.add_argument("--json", action="store_true")

@@ -8,6 +8,7 @@ import json
 from edgeslice.cli._common import (
     _TAG,
     _console,
+    _nonnegative_float,
     model_args,
 )
 from edgeslice.errors import EdgesliceError
@@ -19,7 +20,7 @@ def add(sub) -> None:
     p.add_argument("cluster", nargs="?", default=None, help="cluster YAML file or bundled name (up, profile)")
     model_args(p, required=False)
     p.add_argument("--pin", default="auto", help="host CPUs for the devices: auto (one CPU when the quotas fit), none, or 0,1")
-    p.add_argument("--min-time", type=float, default=0.05, help="profile: seconds of back-to-back runs per measurement")
+    p.add_argument("--min-time", type=_nonnegative_float, default=0.05, help="profile: seconds of back-to-back runs per measurement")
     p.add_argument("--force", action="store_true", help="profile: measure again even if a calibration exists")
     p.add_argument("-o", "--output", default=None, help="profile: folder for the calibrated cluster and profiles")
     p.add_argument("--json", action="store_true", help="up, down, status: what was made, removed or found, as JSON")

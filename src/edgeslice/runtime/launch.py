@@ -14,6 +14,7 @@ next to the simulator's prediction.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -112,6 +114,7 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
     if write_weights(plan, weights):
         base += ["--weights", str(weights)]
     procs, logs = [], []
+    handlers = _end_on_signals()
     try:
         for r in range(world):
             log = open(outdir / f"worker-{r}.log", "w")
@@ -120,7 +123,8 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
             if testbed is not None:  # the worker joins its device's cgroups once the model is loaded
                 argv = testbed.wrap(plan.devices[r], argv, defer_cgroups=True)
                 renv = {**env, **testbed.join_env(plan.devices[r])}
-            procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=renv))
+            procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=renv,
+                                          preexec_fn=_die_with_parent))
         (outdir / "pids.json").write_text(json.dumps({plan.devices[r]: p.pid for r, p in enumerate(procs)}))
         _watch(procs, plan.devices, outdir, timeout, startup_s + timeout * (requests + 1))
     finally:
@@ -128,7 +132,37 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
         for log in logs:
             log.close()
         weights.unlink(missing_ok=True)
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
     return outdir
+
+
+class Terminated(SystemExit):
+    """The launcher got SIGTERM or SIGHUP: its workers are ended (``finally``) and it exits 128 + the signal."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(128 + signum)
+
+
+def _end_on_signals() -> dict:
+    """SIGTERM and SIGHUP end the launch like Ctrl-C does: through ``finally``, so no worker is left behind.
+
+    (Python's default for both is to die at once, skipping ``finally``.)  Only the main thread may set
+    handlers; elsewhere nothing changes.  Returns the previous handlers, to restore.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
+
+
+def _die_with_parent() -> None:
+    """In each worker before exec: the kernel sends it SIGKILL if the launcher dies (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux/glibc: the workers' receive timeouts still end them
 
 
 WEIGHTS_FILE = "worker-weights.pt"
