@@ -428,3 +428,126 @@ def test_numbers_that_are_not_numbers_are_refused_at_the_edge(tmp_path, args):
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r
     assert args[-2] in lines[0] and repr(args[-1]) in lines[0] and "finite number" in lines[0]
+
+
+# ---- issue 12 classes: model code that misbehaves, weights, outputs that would fail late, odd files, the worker
+
+MODEL_FILE = '''import sys
+from torch import nn
+
+
+def make():
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+
+
+def bye():
+    sys.exit(7)
+'''
+
+
+def _one_line_refusal(r, *needles):
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r
+    for n in needles:
+        assert n in lines[0], (n, r)
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("net.py:bye", "sys.exit(7)"),          # used to end the CLI with status 7 and no message
+    ("exits.py:make", "sys.exit(3)"),        # exits while being imported
+    ("os:abort", "not a Python function or class"),  # used to abort the process
+    ("net.py:nothere", "no callable named 'nothere'"),
+])
+def test_model_code_that_misbehaves_is_refused_in_one_line(tmp_path, spec, needle):
+    (tmp_path / "net.py").write_text(MODEL_FILE)
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(3)\n")
+    _one_line_refusal(_run(tmp_path, ["layers", "--model", spec, "--input", "3x16x16"]), needle)
+
+
+def test_a_relative_model_file_is_recorded_absolute_so_the_plan_works_from_anywhere(tmp_path):
+    (tmp_path / "net.py").write_text(MODEL_FILE)
+    r = _run(tmp_path, ["plan", "--model", "net.py:make", "--input", "3x16x16", "--devices", "2", "-o", "p.json"])
+    assert r.returncode == 0, r
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = _run(elsewhere, ["check", str(tmp_path / "p.json"), "--json"])
+    assert r.returncode == 0 and json.loads(r.stdout)["ok"], r
+
+
+@pytest.mark.parametrize("content,needles", [
+    ("list", ["holds a list, not a state_dict"]),
+    ("wrongkeys", ["missing 0.bias, 0.weight", "unexpected x"]),
+    ("shape", ["shape of 0.weight is (2, 3, 3, 3)"]),
+    ("garbage", ["could not read weights file"]),
+])
+def test_weights_errors_are_one_line_and_name_the_keys(tmp_path, content, needles):
+    import torch
+
+    (tmp_path / "net.py").write_text(MODEL_FILE)
+    w = tmp_path / "w.pt"
+    if content == "list":
+        torch.save([1, 2], w)
+    elif content == "wrongkeys":
+        torch.save({"x": torch.zeros(1)}, w)
+    elif content == "shape":
+        torch.save({"0.weight": torch.zeros(2, 3, 3, 3), "0.bias": torch.zeros(4)}, w)
+    else:
+        w.write_bytes(b"not a torch file at all")
+    r = _run(tmp_path, ["layers", "--model", "net.py:make", "--input", "3x16x16", "--weights", "w.pt"])
+    _one_line_refusal(r, *needles)
+    assert "weights_only=False" not in r.stderr
+
+
+@pytest.fixture
+def small_plan(tmp_path):
+    r = _run(tmp_path, ["plan", "--model", "alexnet", "--input", "3x64x64", "--devices", "2", "-o", "p.json"])
+    assert r.returncode == 0, r
+    return tmp_path
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["simulate", "p.json", "--gantt", "out.txt"], "a chart is .png"),
+    (["run", "p.json", "--gantt", "run.txt"], "a chart is .png"),  # used to fail only after the whole run
+    (["simulate", "p.json", "--gantt", "no/such/dir/x.png"], "cannot write the chart"),
+    (["run", "p.json", "--trace", "no/such/dir/t.json"], "cannot write the trace file"),
+])
+def test_outputs_are_checked_before_the_work_starts(small_plan, args, needle):
+    _one_line_refusal(_run(small_plan, args), needle)
+    assert not list(small_plan.glob("edgeslice-run-*"))
+
+
+@pytest.mark.parametrize("text,ok,needle", [
+    ("[" * 100_000 + "]" * 100_000, False, "nested too deeply"),  # used to be a RecursionError
+    ('{"a":' * 50_000 + "1" + "}" * 50_000, False, "nested too deeply"),
+    ("\ufeff", True, ""),  # a UTF-8 byte-order mark before a valid plan: accepted, as cluster files are
+])
+def test_pathological_plan_files(small_plan, text, ok, needle):
+    path = small_plan / "odd.json"
+    path.write_text(text + (small_plan / "p.json").read_text() if ok else text, encoding="utf-8")
+    r = _run(small_plan, ["show", "odd.json", "--json"])
+    if ok:
+        assert r.returncode == 0 and json.loads(r.stdout)["devices"], r
+    else:
+        _one_line_refusal(r, needle, "odd.json")
+
+
+def test_yaml_numbers_without_a_dot_are_numbers(tmp_path):
+    (tmp_path / "c.yaml").write_text("name: tiny\ndevices:\n  - {name: a, gflops: 5e1, memory_mb: 4e3}\n"
+                                     "  - {name: b, gflops: 1e2}\nlinks:\n  default: {bandwidth_mbps: 1e2}\n")
+    from edgeslice.cluster.load import load_cluster
+
+    c = load_cluster(tmp_path / "c.yaml")
+    assert c.device("a").gflops == 50.0 and c.device("a").memory_mb == 4000.0 and c.default_link.bandwidth_mbps == 100.0
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--rank", "5", "--world", "2"], "--rank 5 must be between 0 and --world - 1 = 1"),  # used to be an IndexError
+    (["--rank", "-1", "--world", "2"], "--rank -1 must be between 0"),
+    (["--rank", "0", "--world", "3"], "the plan has 2 devices"),
+])
+def test_the_worker_entry_point_takes_plan_and_refuses_bad_ranks(small_plan, extra, needle):
+    p = subprocess.run([EDGESLICE, "worker", "--plan", "p.json", "--out", "w", *extra], cwd=small_plan,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode != 0 and "Traceback" not in p.stderr and len(lines) <= 2, p.stderr
+    assert needle in lines[-1], p.stderr

@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["worker"]:  # everything after `worker` is the worker's own (argparse's REMAINDER drops leading flags)
+        from edgeslice.cli.worker import run_worker_args
+
+        return run_worker_args(argv[1:])
     args, extra = build_parser().parse_known_args(argv)
     if extra:  # a command's ``on_unknown(args, extra)`` may say what it takes instead
         hook = getattr(args, "on_unknown", None)

@@ -41,6 +41,10 @@ def run(args) -> int:
     from edgeslice.plan.plan import Plan
     from edgeslice.runtime.launch import collect, launch
 
+    if args.gantt:
+        from edgeslice.viz.gantt import check_chart
+
+        check_chart(args.gantt)
     if args.trace:
         from edgeslice.viz.trace import check_writable
 

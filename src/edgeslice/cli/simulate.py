@@ -34,6 +34,10 @@ def run(args) -> int:
     from edgeslice.sim import simulate
     from edgeslice.viz.trace import check_writable, write_trace
 
+    if args.gantt:
+        from edgeslice.viz.gantt import check_chart
+
+        check_chart(args.gantt)
     if args.trace:
         check_writable(args.trace)
     plan = Plan.load(args.plan)

@@ -13,6 +13,11 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
+    return run_worker_args(args.worker_args)
+
+
+def run_worker_args(argv: list[str]) -> int:
+    """``edgeslice worker ARGS`` is ``python -m edgeslice.runtime.worker ARGS``."""
     from edgeslice.runtime.worker import main as worker_main
 
-    return worker_main(args.worker_args)
+    return worker_main(argv)

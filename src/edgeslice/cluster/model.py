@@ -87,9 +87,11 @@ class Profile:
             raise ClusterError(f"cannot read profile {where!r}: {why} "
                                f"(make one with `edgeslice profile --model M -o {where}`)") from None
         try:
-            data = json.loads(raw)
+            data = json.loads(raw.removeprefix("\ufeff"))
         except json.JSONDecodeError as e:
             raise ClusterError(f"profile {where!r} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        except RecursionError:
+            raise ClusterError(f"profile {where!r} is nested too deeply to be a profile") from None
         try:
             return cls.from_data(data)
         except ClusterError as e:

@@ -384,7 +384,7 @@ def trace(spec: str | nn.Module, input_shape: tuple[int, ...] | None = None, bat
 
     Returns ``(LayerGraph, GraphModule)``; the GraphModule holds the model's weights.
     """
-    from edgeslice.models import load_model, model_info
+    from edgeslice.models import load_model, model_info, normalize_spec
 
     if isinstance(spec, nn.Module):
         name = module_spec(spec)
@@ -398,4 +398,4 @@ def trace(spec: str | nn.Module, input_shape: tuple[int, ...] | None = None, bat
     if input_shape is None:
         input_shape = model_info(spec).default_input
     model = load_model(spec, None if meta else weights, meta=meta)
-    return trace_module(model, input_shape, batch, spec=spec)
+    return trace_module(model, input_shape, batch, spec=normalize_spec(spec))  # a model file's path made absolute

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +82,11 @@ def _resolve_factory(spec: str):
             module = importlib.util.module_from_spec(mspec)
             sys.modules[modname] = module
             mspec.loader.exec_module(module)
+        except SystemExit as exc:  # user code that exits: say so, do not exit with its status
+            raise ModelError(f"model file {where!r} called sys.exit({exc.code!r}) while being imported; a model file "
+                             f"should only define the model and its factory") from None
         except Exception as exc:  # user code: report, never a traceback
-            raise ModelError(f"could not import model file {where!r}: {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"could not import model file {where!r}: {type(exc).__name__}: {_first_line(exc)}") from exc
     else:
         try:
             module = importlib.import_module(where)
@@ -91,7 +95,52 @@ def _resolve_factory(spec: str):
     factory = getattr(module, fname, None)
     if factory is None or not callable(factory):
         raise ModelError(f"{where!r} has no callable named {fname!r}: define `def {fname}(): return MyModel()` there")
+    if not (inspect.isfunction(factory) or inspect.isclass(factory)):  # e.g. `os:abort`: a builtin, not a model factory
+        raise ModelError(f"{where}:{fname} is not a Python function or class (it is {type(factory).__name__}); "
+                         f"a model spec names a factory such as `def {fname}(): return MyModel()`")
     return factory
+
+
+def normalize_spec(spec: str) -> str:
+    """``spec`` as a plan should record it: a model file's path made absolute, so the plan works from any folder.
+
+    >>> normalize_spec("vgg16")
+    'vgg16'
+    """
+    if spec in _zoo() or ":" not in spec:
+        return spec
+    where, _, fname = spec.rpartition(":")
+    if where.endswith(".py") or "/" in where or Path(where).exists():
+        return f"{Path(where).resolve()}:{fname}"
+    return spec
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [l for l in str(exc).splitlines() if l.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _check_state_dict(model: nn.Module, sd: dict, weights: str, spec: str) -> None:
+    """One line naming the keys that differ (missing, unexpected, wrong shape), a few of each."""
+    want = model.state_dict()
+
+    def few(names):
+        names = sorted(names)
+        return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+    missing, extra = set(want) - set(sd), set(sd) - set(want)
+    shapes = [k for k in set(want) & set(sd) if hasattr(sd[k], "shape") and tuple(sd[k].shape) != tuple(want[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing {few(missing)}")
+    if extra:
+        problems.append(f"unexpected {few(extra)}")
+    if shapes:
+        k = sorted(shapes)[0]
+        problems.append(f"shape of {k} is {tuple(sd[k].shape)}, the model's {tuple(want[k].shape)}"
+                        + (f" (and {len(shapes) - 1} more)" if len(shapes) > 1 else ""))
+    if problems:
+        raise ModelError(f"weights file {weights!r} does not fit model {spec!r}: " + "; ".join(problems))
 
 
 def model_info(spec: str) -> ModelInfo:
@@ -129,9 +178,11 @@ def load_model(spec: str, weights: str | None = None, *, meta: bool = False) -> 
                     model = factory()
             else:
                 model = factory()
+        except SystemExit as exc:
+            raise ModelError(f"model factory {spec!r} called sys.exit({exc.code!r}) instead of returning a model") from None
         except Exception as exc:
             raise ModelError(f"model factory {spec!r} failed{' on the meta device' if meta else ''}: "
-                             f"{type(exc).__name__}: {exc}") from exc
+                             f"{type(exc).__name__}: {_first_line(exc)}") from exc
     finally:
         torch.random.set_rng_state(state)
     if not isinstance(model, nn.Module):
@@ -143,12 +194,20 @@ def load_model(spec: str, weights: str | None = None, *, meta: bool = False) -> 
     else:
         try:
             sd = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ModelError(f"could not read weights file {weights!r}: {exc}") from exc
+        except Exception as exc:  # torch's own text suggests weights_only=False, which we never do: one line of ours
+            why = _first_line(exc)
+            if "weights_only" in why or "Weights only load failed" in why:
+                why = "it holds objects other than tensors (edgeslice loads only tensors, weights_only=True)"
+            raise ModelError(f"could not read weights file {weights!r}: {why}; save it with "
+                             f"torch.save(model.state_dict(), path)") from None
         if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
             sd = sd["state_dict"]
+        if not isinstance(sd, dict):
+            raise ModelError(f"weights file {weights!r} holds a {type(sd).__name__}, not a state_dict; save it with "
+                             f"torch.save(model.state_dict(), path)")
+        _check_state_dict(model, sd, weights, spec)
         try:
             model.load_state_dict(sd, strict=True)
         except Exception as exc:
-            raise ModelError(f"weights file {weights!r} does not fit model {spec!r}: {str(exc).splitlines()[0]}") from exc
+            raise ModelError(f"weights file {weights!r} does not fit model {spec!r}: {_first_line(exc)}") from exc
     return model.eval()

@@ -152,11 +152,17 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str, where: str = "plan") -> "Plan":
+        text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as some editors write (cluster files accept it too)
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PlanError(f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-        return cls.from_dict(d, where)
+        except RecursionError:
+            raise PlanError(f"{where}: nested too deeply to be a plan (a plan is a few levels of objects and lists)") from None
+        try:
+            return cls.from_dict(d, where)
+        except RecursionError:
+            raise PlanError(f"{where}: nested too deeply to be a plan (a plan is a few levels of objects and lists)") from None
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "plan") -> "Plan":
@@ -250,7 +256,7 @@ class Plan:
     @classmethod
     def load(cls, path: str | Path) -> "Plan":
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise PlanError(f"cannot read plan file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
         return cls.from_json(text, where=str(path))

@@ -19,8 +19,10 @@ from edgeslice.plan.plan import Plan, Segment
 
 def check_model(plan: Plan, graph: LayerGraph) -> None:
     """Raise :class:`PlanMismatchError` unless ``plan`` was made for exactly this traced model."""
+    from edgeslice.models import normalize_spec
+
     m = plan.model
-    if m.spec != graph.spec:
+    if normalize_spec(m.spec) != normalize_spec(graph.spec):  # a model file named relative to here, or absolute
         raise PlanMismatchError(f"plan was made for model {m.spec!r}, not {graph.spec!r}; make a new plan with `edgeslice plan --model {graph.spec}`")
     if tuple(m.input_shape) != tuple(graph.input_shape):
         raise PlanMismatchError(

@@ -138,6 +138,8 @@ def run_worker(args) -> dict:
     status = _Status(out / f"status-{rank}")
     status.set("loading")
     plan = Plan.load(args.plan)
+    if not 0 <= rank < world:
+        raise EdgesliceError(f"--rank {rank} must be between 0 and --world - 1 = {world - 1} (rank i runs the plan's devices[i])")
     if world != len(plan.devices):
         raise EdgesliceError(f"the plan has {len(plan.devices)} devices ({', '.join(plan.devices)}) but {world} workers were started; "
                              f"start one per device")

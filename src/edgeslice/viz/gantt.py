@@ -25,6 +25,21 @@ def _rows(tl: Timeline) -> list[str]:
     return [d for d in tl.devices] + [l for l in tl.links if l in used]
 
 
+CHART_SUFFIXES = (".png", ".svg", ".pdf", ".html", ".htm")
+
+
+def check_chart(path: str | Path) -> Path:
+    """Refuse now (one line) a chart path :func:`draw` could not write, so a long run is never lost to it."""
+    from edgeslice.errors import EdgesliceError
+    from edgeslice.viz.trace import check_writable
+
+    path = Path(path)
+    if path.suffix.lower() not in CHART_SUFFIXES:
+        raise EdgesliceError(f"--gantt {str(path)!r}: a chart is .png, .svg or .pdf (a picture) or .html (a page with "
+                             f"details on hover); name the file with one of those")
+    return check_writable(path, "chart")
+
+
 def draw(timelines: list[tuple[str, Timeline]], path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() in (".html", ".htm"):

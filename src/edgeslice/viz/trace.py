@@ -47,7 +47,7 @@ from edgeslice.program.program import ComputeTask, Program, TransferTask
 from edgeslice.sim.simulate import Event, Timeline
 
 
-def check_writable(path: str | Path) -> Path:
+def check_writable(path: str | Path, what: str = "trace file") -> Path:
     """Raise :class:`EdgesliceError` now if a trace cannot be written to ``path`` (so a long run is not wasted).
 
     The file is opened for appending (what was there stays) and removed again if this made it.
@@ -58,7 +58,7 @@ def check_writable(path: str | Path) -> Path:
         with open(path, "a"):
             pass
     except OSError as exc:
-        raise EdgesliceError(f"cannot write the trace file {str(path)!r}: {exc.strerror or exc}") from None
+        raise EdgesliceError(f"cannot write the {what} {str(path)!r}: {exc.strerror or exc}") from None
     if not existed:
         path.unlink(missing_ok=True)
     return path
