@@ -463,7 +463,7 @@ def test_overlapping_segments(base, graph):
 
 def test_segment_ending_before_it_starts(base, graph):
     p = _seg(base, 1, last="conv1")
-    _invalid(p, graph, rf"^segment 1 \(layer1_0_conv1\.\.conv1\): its last layer comes before its first")
+    _invalid(p, graph, r"^segment 1 \(layer1_0_conv1\.\.conv1\): its last layer comes before its first")
 
 
 def test_plan_stops_before_the_last_layer(base, graph):

@@ -7,7 +7,6 @@ import random
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from edgeslice.execute.check import check_plan

@@ -14,11 +14,9 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from edgeslice.errors import EdgesliceError
 from edgeslice.planners import make_plan
 from edgeslice.runtime.launch import run_plan
 

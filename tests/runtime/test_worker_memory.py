@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from edgeslice.bench.memory import channel_plan
-from edgeslice.execute.check import load_for_plan
 from edgeslice.planners import make_plan
 from edgeslice.runtime.launch import run_plan, write_weights
 from edgeslice.runtime.pieces import BUILT_WHOLE, MMAP, MappedWeights, load_share, param_bytes
