@@ -33,6 +33,7 @@ def _check_trace(path, processes, program, requests):
     for pid in names:
         rows = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == pid}
         xs = [e for e in events if e["ph"] == "X" and e["pid"] == pid]
+        assert all(x["dur"] >= 0 for x in xs), [x for x in xs if x["dur"] < 0]  # measured sends too (clock before isend)
         assert Counter((x["args"]["request"], x["args"]["task"]) for x in xs) == Counter(
             (r, t) for r in range(requests) for t in tasks)
         transfers = {x["name"]: x for x in xs if x["cat"] == "transfer"}

@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -260,8 +261,8 @@ def simulate(plan: "Plan | str | os.PathLike", cluster: "str | os.PathLike | Clu
 
     p = _plan_of(plan)
     _positive("requests", requests)
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0:
-        raise EdgesliceError(f"interval must be a number of seconds at least 0, not {interval!r}")
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not math.isfinite(interval) or interval < 0:
+        raise EdgesliceError(f"interval must be a finite number of seconds at least 0, not {interval!r}")
     graph, _ = _graph_for(p, model)
     cl = _cluster_for(p, cluster)
     program = lower(p, graph)

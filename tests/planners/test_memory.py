@@ -178,3 +178,38 @@ def test_dads_memory_milp_equals_brute_force_on_random_dags(seed):
         assert got is None
     else:
         assert got is not None and got[0] == pytest.approx(want, rel=1e-7, abs=1e-9)
+
+
+def test_neurosurgeon_takes_the_best_split_that_fits(traced):
+    """With room on the server for the tail only, Neurosurgeon keeps the split that fits instead of refusing."""
+    g, _ = traced("alexnet", (3, 64, 64))
+    base = Cluster.uniform(2)
+    fast = replace(base.devices[1], gflops=500.0)
+    c = replace(base, name="ns-mem", devices=(base.devices[0], fast))
+    cost = ClusterCost(c)
+    free = make_plan("neurosurgeon", g, c, cost)
+    need = resident(lower(free, g), g)
+    assert need["d1"].weights > 0  # unconstrained, the server takes layers
+    tight = replace(c, devices=(c.devices[0], replace(fast, memory_mb=0.5 * need["d1"].total / 1e6)))
+    plan = make_plan("neurosurgeon", g, tight, ClusterCost(tight))
+    assert not misfits(lower(plan, g), g, tight)
+    # and it is the best of the splits that fit (each scored by the simulator, like the planner)
+    L = len(g.layers)
+    names = [l.name for l in g.layers]
+    from edgeslice.planners._shared.common import make, whole_segments
+
+    ok = []
+    for k in range(L + 1):
+        p = make(g, tight, whole_segments(g, ["d0"] * k + ["d1"] * (L - k)), "neurosurgeon")
+        if not misfits(lower(p, g), g, tight):
+            ok.append(evaluate(p, g, tight, ClusterCost(tight)))
+    assert evaluate(plan, g, tight, ClusterCost(tight)) == pytest.approx(min(ok), rel=1e-12)
+    assert len(names) == L
+
+
+def test_the_source_holds_the_model_input(traced):
+    g, _ = traced("alexnet", (3, 64, 64))
+    base = Cluster.uniform(2)
+    c = replace(base, devices=(base.devices[0], replace(base.devices[1], gflops=500.0)))
+    mem = resident(lower(make_plan("edge", g, c), g), g)  # everything runs on d1; d0 only has the input
+    assert mem["d0"].weights == 0 and mem["d0"].activations == 3 * 64 * 64 * 4

@@ -86,3 +86,15 @@ def model_args(p, required=True):
     p.add_argument("--input", type=_shape, default=None, help="input shape CxHxW (default: the model's)")
     p.add_argument("--batch", type=_positive, default=1)
     p.add_argument("--weights", default=None, help="state_dict file to load (default: random weights)")
+
+
+def _warn_misfits(program, graph, cluster) -> None:
+    """One line on stderr when ``program`` does not fit a device's memory_mb (a --cluster override can do that)."""
+    import sys
+
+    from edgeslice.program.memory import misfits
+
+    bad = misfits(program, graph, cluster)
+    if bad:
+        print("edgeslice: warning: this plan does not fit the memory of " + ", ".join(
+            f"{name} (needs {m.total / 1e6:.1f} MB, memory_mb {have:g})" for name, m, have in bad), file=sys.stderr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 from edgeslice.cli._common import (
     _cluster,
@@ -12,7 +11,7 @@ from edgeslice.cli._common import (
     model_args,
 )
 from edgeslice.cli._options import add_option_flags, given_options, unknown_flag_message
-from edgeslice.errors import EdgesliceError, OptionError
+from edgeslice.errors import OptionError
 
 
 def add(sub) -> None:
@@ -54,32 +53,27 @@ def _options_for(names: list[str], given: dict) -> dict[str, dict]:
 def run(args) -> int:
     from edgeslice.cost import ClusterCost
     from edgeslice.graph.trace import trace
-    from edgeslice.planners import make_plan
-    from edgeslice.planners._shared.common import evaluate
-    from edgeslice.program.lower import lower
+    from edgeslice.planners import planner_info
+    from edgeslice.planners.compare import compare
 
     names = _names(args)
+    for name in names:
+        planner_info(name)  # an unknown planner: one line with a did-you-mean, before any work
     options = _options_for(names, given_options(args))
     graph, gm = trace(args.model, args.input, args.batch, args.weights)
     cluster = _cluster(args)
     cost = ClusterCost(cluster)
+    compared = compare(graph, cluster, cost, names, options=options)
+    local = compared["local"] if "local" in compared else compare(graph, cluster, cost, ["local"])["local"]
+    base = local.latency_s  # None when even `local` does not fit: no speed-up to show then
     results = {}
-    for name in names:
-        t0 = time.perf_counter()
-        try:
-            plan = make_plan(name, graph, cluster, cost, **options.get(name, {}))
-        except EdgesliceError as exc:
-            results[name] = {"error": str(exc)}
+    for name, r in compared.items():
+        if not r.ok:
+            results[name] = {"error": r.error}
             continue
-        planning = time.perf_counter() - t0
-        results[name] = {"predicted_latency_s": evaluate(plan, graph, cluster, cost), "bytes_moved": lower(plan, graph).bytes_transferred,
-                         "planning_time_s": planning, "segments": len(plan.segments)}
-    base = results.get("local", {}).get("predicted_latency_s")
-    if base is None:
-        base = evaluate(make_plan("local", graph, cluster, cost), graph, cluster, cost)
-    for r in results.values():
-        if "predicted_latency_s" in r:
-            r["speedup_vs_local"] = base / r["predicted_latency_s"]
+        results[name] = {"predicted_latency_s": r.latency_s, "bytes_moved": r.bytes_moved,
+                         "planning_time_s": r.planning_s, "segments": len(r.plan.segments),
+                         "speedup_vs_local": base / r.latency_s if base else None}
     if args.json:
         print(json.dumps(results))
         return 0
@@ -91,10 +85,15 @@ def run(args) -> int:
     best = min((r["predicted_latency_s"] for r in results.values() if "predicted_latency_s" in r), default=None)
     for name, r in results.items():
         if "error" in r:
-            table.add_row(name, "[red]cannot plan[/]", "", "", "", r["error"][:60])
+            table.add_row(name, "[red]refused[/]", "", "", "", "")
             continue
         mark = "[bold green]" if r["predicted_latency_s"] == best else ""
-        table.add_row(name, f"{mark}{r['predicted_latency_s'] * 1e3:.1f}", f"{r['speedup_vs_local']:.2f}×",
+        speedup = f"{r['speedup_vs_local']:.2f}×" if r["speedup_vs_local"] else "-"
+        table.add_row(name, f"{mark}{r['predicted_latency_s'] * 1e3:.1f}", speedup,
                       f"{r['bytes_moved'] / 1e6:.2f}", str(r["segments"]), f"{r['planning_time_s']:.2f}")
-    _console().print(table)
+    con = _console()
+    con.print(table)
+    for name, r in results.items():  # why each refusal refused, in full, below the table
+        if "error" in r:
+            con.print(f"  {name} refused: {r['error']}", highlight=False)
     return 0

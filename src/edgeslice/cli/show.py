@@ -8,6 +8,7 @@ import sys
 from edgeslice.cli._common import (
     _cluster_for_plan,
     _console,
+    _warn_misfits,
 )
 
 
@@ -65,6 +66,7 @@ def run(args) -> int:
     cluster = _cluster_for_plan(plan, args.cluster)
     graph, _ = load_for_plan(plan, args.model)
     program = lower(plan, graph)
+    _warn_misfits(program, graph, cluster)
     if args.program:
         sys.stdout.write(program.to_text())
         return 0

@@ -9,6 +9,7 @@ from edgeslice.cli._common import (
     _console,
     _nonnegative_float,
     _positive,
+    _warn_misfits,
 )
 
 
@@ -45,6 +46,7 @@ def run(args) -> int:
     cluster = _cluster_for_plan(plan, args.cluster)
     arrivals = tuple(i * args.interval for i in range(args.requests))
     program = lower(plan, graph)
+    _warn_misfits(program, graph, cluster)
     tl = simulate(program, graph, cluster, ClusterCost(cluster), arrivals=arrivals)
     summary = tl.summary()
     mem = resident(program, graph)

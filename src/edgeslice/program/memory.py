@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 from edgeslice.errors import EdgesliceError
 from edgeslice.graph.layer import LayerGraph
-from edgeslice.program.program import ComputeTask, Program
+from edgeslice.program.program import ComputeTask, InputTask, Program
 from edgeslice.program.regions import volume
 
 # Layers whose parameters a channel (or input-feature) part slices; any other layer's are kept whole.
@@ -91,6 +91,8 @@ def resident(program: Program, graph: LayerGraph) -> dict[str, DeviceMemory]:
     unit = graph.batch * graph.itemsize
     act = dict.fromkeys(program.devices, 0)
     for t in program.tasks:
+        if isinstance(t, InputTask):  # the model input, held where it appears until it is used or sent
+            act[t.device] = max(act[t.device], volume(t.region) * unit)
         if not isinstance(t, ComputeTask):
             continue
         for s in t.steps:
@@ -150,7 +152,8 @@ def require_fit(program: Program, graph: LayerGraph, cluster, who: str) -> None:
         raise MemoryFitError(
             f"{who}: device {name!r} would need {m.total / 1e6:.1f} MB ({m.weights / 1e6:.1f} MB of weights + "
             f"{m.activations / 1e6:.1f} MB of activations) but has memory_mb {have:g}{more}; give it more memory_mb, "
-            f"or use a planner that spreads the weights over more devices (e.g. modnn, aofl, random's channel cuts)")
+            f"or use a planner that places layers within memory_mb (layerwise, nfl, dads) or splits every layer's "
+            f"weights (modnn)")
 
 
 def _input_fraction(l, region) -> float:

@@ -336,7 +336,7 @@ def measured_timeline(program, plan, reports, requests: int) -> Timeline:
                 finishes[e["req"]] = e["end"]
     for key, start in sends.items():
         t = tasks[key[1]]
-        end = recvs.get(key, start)
+        end = max(recvs.get(key, start), start)  # clocks of two processes: never a negative duration
         src = tasks[t.source]
         events.append(Event(key[0], t.id, "transfer", f"{t.src}->{t.dst}", start, end, end,
                             seg.get(src.id, -1), t.nbytes, 0))

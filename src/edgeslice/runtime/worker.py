@@ -206,8 +206,9 @@ def run_worker(args) -> dict:
         for x in sends_after.get(task_id, ()):
             tile, reg = store[task_id][x.tensor]
             buf = tile[slices(reg, x.region)].contiguous()
+            start = now()  # before isend: the receiver may be done before isend returns
             pending_sends.append((dist.isend(buf, rank_of[x.dst], tag=req * ntr + tag_of[x.id]), buf))
-            events.append({"req": req, "task": x.id, "kind": "send", "start": now(), "nbytes": x.nbytes})
+            events.append({"req": req, "task": x.id, "kind": "send", "start": start, "nbytes": x.nbytes})
             bytes_sent += x.nbytes
 
     for req in range(args.requests):
