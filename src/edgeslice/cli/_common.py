@@ -98,3 +98,15 @@ def _warn_misfits(program, graph, cluster) -> None:
     if bad:
         print("edgeslice: warning: this plan does not fit the memory of " + ", ".join(
             f"{name} (needs {m.total / 1e6:.1f} MB, memory_mb {have:g})" for name, m, have in bad), file=sys.stderr)
+
+
+def _check_outputs(args) -> None:
+    """``--gantt`` and ``--trace`` paths checked before the work starts, so a finished run is never lost to them."""
+    if getattr(args, "gantt", None):
+        from edgeslice.viz.gantt import check_chart
+
+        check_chart(args.gantt)
+    if getattr(args, "trace", None):
+        from edgeslice.viz.trace import check_writable
+
+        check_writable(args.trace)

@@ -8,6 +8,7 @@ import sys
 
 from edgeslice.cli._common import (
     _TAG,
+    _check_outputs,
     _cluster_for_plan,
     _console,
     _positive,
@@ -41,14 +42,7 @@ def run(args) -> int:
     from edgeslice.plan.plan import Plan
     from edgeslice.runtime.launch import collect, launch
 
-    if args.gantt:
-        from edgeslice.viz.gantt import check_chart
-
-        check_chart(args.gantt)
-    if args.trace:
-        from edgeslice.viz.trace import check_writable
-
-        check_writable(args.trace)  # before the run, not after it
+    _check_outputs(args)  # before the run, not after it
     plan = Plan.load(args.plan)
     cluster = _cluster_for_plan(plan, args.cluster)  # the plan's own, or --cluster checked against the plan
     tb = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from edgeslice.cli._common import (
+    _check_outputs,
     _cluster_for_plan,
     _console,
     _nonnegative_float,
@@ -33,14 +34,9 @@ def run(args) -> int:
     from edgeslice.program.lower import lower
     from edgeslice.program.memory import resident
     from edgeslice.sim import simulate
-    from edgeslice.viz.trace import check_writable, write_trace
+    from edgeslice.viz.trace import write_trace
 
-    if args.gantt:
-        from edgeslice.viz.gantt import check_chart
-
-        check_chart(args.gantt)
-    if args.trace:
-        check_writable(args.trace)
+    _check_outputs(args)
     plan = Plan.load(args.plan)
     graph, _ = load_for_plan(plan, args.model)
     cluster = _cluster_for_plan(plan, args.cluster)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeslice.planners._shared.milp import Rows
+
 OBJECTIVES = ("latency", "throughput")
 
 
@@ -322,8 +324,6 @@ def chain_latency_milp(T, X, ov, src: int, sink: int, w, a, cap) -> tuple[float,
         >>> round(v, 6), dev.tolist()
         (1.11, [1, 0])
     """
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
     T = np.asarray(T, dtype=float)
     L, D = T.shape
     X = np.asarray(X, dtype=float)
@@ -342,15 +342,8 @@ def chain_latency_milp(T, X, ov, src: int, sink: int, w, a, cap) -> tuple[float,
     for k in range(1, L):
         for j, (p, q) in enumerate(pairs):
             c[zi(k, j)] = X[k, p, q] + ov[q]
-    rows, lo, hi = [], [], []
-
-    def row(entries, lb, ub):
-        r = np.zeros(n)
-        for i, v in entries:
-            r[i] += v
-        rows.append(r)
-        lo.append(lb)
-        hi.append(ub)
+    rows = Rows(n)
+    row = rows.add
 
     for l in range(L):
         row([(xi(l, d), 1.0) for d in range(D)], 1.0, 1.0)
@@ -362,12 +355,7 @@ def chain_latency_milp(T, X, ov, src: int, sink: int, w, a, cap) -> tuple[float,
         for l in range(L):
             if a[l] > 0:
                 row([(nx + nz + d, 1.0), (xi(l, d), -a[l])], 0.0, np.inf)
-    integrality = np.zeros(n)
-    integrality[:nx] = 1
-    res = milp(c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=integrality,
-               bounds=Bounds(np.zeros(n), np.r_[np.ones(nx + nz), np.full(D, np.inf)]),
-               options={"mip_rel_gap": 0.0})
-    if res.x is None:
+    x = rows.solve(c, integer=nx, upper=np.r_[np.ones(nx + nz), np.full(D, np.inf)])
+    if x is None:
         return None
-    dev = np.argmax(res.x[:nx].reshape(L, D), axis=1)
-    return float(res.fun), dev
+    return float(c @ x), np.argmax(x[:nx].reshape(L, D), axis=1)

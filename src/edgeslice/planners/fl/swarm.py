@@ -11,7 +11,14 @@ import numpy as np
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.planners import register
 from edgeslice.planners._shared.common import evaluate, make
-from edgeslice.planners.fl.exact import FLResult, _space, build_plan, layouts_option, max_block_option, nfl_solve
+from edgeslice.planners.fl.exact import (
+    FLResult,
+    _space,
+    build_plan,
+    layouts_option,
+    max_block_option,
+    nfl_solve,
+)
 from edgeslice.planners.fl.search import _Decoder, count_seed
 from edgeslice.planners.fl.space import FLSpace
 from edgeslice.planners.options import PlannerOptions, option

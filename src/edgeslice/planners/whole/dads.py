@@ -16,6 +16,7 @@ from edgeslice.planners._shared.common import (
     make,
     whole_segments,
 )
+from edgeslice.planners._shared.milp import Rows
 from edgeslice.planners._shared.tables import _all_on, _transfer_s
 from edgeslice.planners.options import NoOptions
 from edgeslice.program.lower import lower
@@ -143,8 +144,6 @@ def dads_cut_memory(n: int, edges, local_t, edge_t, up_t, down_out_t: float, *, 
         >>> round(cost, 6), sorted(edge)
         (3.6, [1, 2])
     """
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
     out = n - 1 if output is None else output
     consumers: dict[int, set[int]] = {}
     for u, v in edges:
@@ -157,15 +156,8 @@ def dads_cut_memory(n: int, edges, local_t, edge_t, up_t, down_out_t: float, *, 
     c[Y + out] += down_out_t - keep_out_t
     for k, u in enumerate(ups):
         c[Z + k] = up_in if u < 0 else float(up_t[u])
-    rows, lo, hi = [], [], []
-
-    def row(entries, lb, ub):
-        r = np.zeros(N)
-        for i, v in entries:
-            r[i] += v
-        rows.append(r)
-        lo.append(lb)
-        hi.append(ub)
+    rows = Rows(N)
+    row = rows.add
 
     for k, u in enumerate(ups):
         for v in consumers[u]:
@@ -179,14 +171,10 @@ def dads_cut_memory(n: int, edges, local_t, edge_t, up_t, down_out_t: float, *, 
         if a[v] > 0:
             row([(PL, 1.0), (Y + v, a[v])], a[v], np.inf)
             row([(PE, 1.0), (Y + v, -a[v])], 0.0, np.inf)
-    integrality = np.zeros(N)
-    integrality[:n] = 1
-    res = milp(c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=integrality,
-               bounds=Bounds(np.zeros(N), np.r_[np.ones(n + len(ups)), np.inf, np.inf]),
-               options={"mip_rel_gap": 0.0})
-    if res.x is None:
+    x = rows.solve(c, integer=n, upper=np.r_[np.ones(n + len(ups)), np.inf, np.inf])
+    if x is None:
         return None
-    on_edge = frozenset(v for v in range(n) if res.x[Y + v] > 0.5)
+    on_edge = frozenset(v for v in range(n) if x[Y + v] > 0.5)
     return dads_cost(n, edges, local_t, edge_t, up_t, down_out_t, on_edge, up_in=up_in, output=out,
                      keep_out_t=keep_out_t), on_edge
 
