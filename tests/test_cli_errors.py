@@ -551,3 +551,14 @@ def test_the_worker_entry_point_takes_plan_and_refuses_bad_ranks(small_plan, ext
     lines = p.stderr.strip().splitlines()
     assert p.returncode != 0 and "Traceback" not in p.stderr and len(lines) <= 2, p.stderr
     assert needle in lines[-1], p.stderr
+
+
+def test_run_never_clears_a_folder_it_did_not_make(small_plan):
+    home = small_plan / "home"
+    home.mkdir()
+    (home / "worker-notes.txt").write_text("mine")  # a name the old launcher deleted
+    _one_line_refusal(_run(small_plan, ["run", "p.json", "--out", "home"]), "already holds files edgeslice did not write",
+                      "worker-notes.txt")
+    assert (home / "worker-notes.txt").read_text() == "mine"
+    (small_plan / "afile").write_text("x")
+    _one_line_refusal(_run(small_plan, ["run", "p.json", "--out", "afile"]), "is a file, not a folder")

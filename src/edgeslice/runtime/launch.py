@@ -87,11 +87,7 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
 
     plan = Plan.load(plan_path)
     plan_cluster(plan, cluster)  # a device the override lacks: one clear error before any worker starts
-    outdir = Path(out or tempfile.mkdtemp(prefix="edgeslice-run-"))
-    outdir.mkdir(parents=True, exist_ok=True)
-    for f in outdir.glob("*"):
-        if f.name.startswith(("status-", "report-", "output-", "worker-")):
-            f.unlink()
+    outdir = _run_folder(out)
     world = len(plan.devices)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if testbed is not None:
@@ -134,6 +130,35 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
         weights.unlink(missing_ok=True)
         for sig, h in handlers.items():
             signal.signal(sig, h)
+    return outdir
+
+
+RUN_MARK = ".edgeslice-run"  # in a folder edgeslice made for runs: only then does it clear old run files there
+_RUN_FILES = ("status-", "report-", "output-", "worker-", "pids.json")
+
+
+def _run_folder(out: str | None) -> Path:
+    """The folder for this run's logs, reports and outputs: a new temporary one, or ``out``.
+
+    ``out`` must be new, empty, or a folder an earlier run made (it holds :data:`RUN_MARK`); then only the
+    files a run writes are removed.  Any other folder is refused, so ``--out ~`` never deletes a user's files.
+    """
+    if out is None:
+        outdir = Path(tempfile.mkdtemp(prefix="edgeslice-run-"))
+    else:
+        outdir = Path(out)
+        if outdir.exists() and not outdir.is_dir():
+            raise EdgesliceError(f"--out {out!r} is a file, not a folder; give a new or empty folder")
+        if outdir.is_dir() and not (outdir / RUN_MARK).exists():
+            other = next(iter(sorted(outdir.iterdir())), None)
+            if other is not None:
+                raise EdgesliceError(f"--out {out!r} already holds files edgeslice did not write (e.g. {other.name!r}); "
+                                     f"give a new or empty folder (or one an earlier `edgeslice run --out` made)")
+        outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / RUN_MARK).write_text("a folder of edgeslice run outputs; `edgeslice run --out` may clear its run files\n")
+    for f in outdir.iterdir():
+        if f.is_file() and f.name.startswith(_RUN_FILES):
+            f.unlink()
     return outdir
 
 
