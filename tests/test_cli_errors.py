@@ -562,3 +562,13 @@ def test_run_never_clears_a_folder_it_did_not_make(small_plan):
     assert (home / "worker-notes.txt").read_text() == "mine"
     (small_plan / "afile").write_text("x")
     _one_line_refusal(_run(small_plan, ["run", "p.json", "--out", "afile"]), "is a file, not a folder")
+
+
+def test_a_changed_model_file_is_refused(tmp_path):
+    (tmp_path / "net.py").write_text(MODEL_FILE)
+    assert _run(tmp_path, ["plan", "--model", "net.py:make", "--input", "3x16x16", "--devices", "2", "-o", "p.json"]).returncode == 0
+    assert json.loads((tmp_path / "p.json").read_text())["model"]["source"].startswith("sha256:")
+    assert _run(tmp_path, ["check", "p.json"]).returncode == 0
+    (tmp_path / "net.py").write_text(MODEL_FILE + "\n# edited\n")
+    for cmd in (["check", "p.json"], ["show", "p.json"], ["simulate", "p.json"]):
+        _one_line_refusal(_run(tmp_path, cmd), "has changed since the plan was made", "net.py")

@@ -40,7 +40,12 @@ def _channel_segment(graph, a: int, b: int, devices):
     """Equal channel parts of layers ``a..b``, or None where the cut is illegal or recomputes anything."""
     from edgeslice.plan.plan import Part, Segment
     from edgeslice.plan.validate import cuttable
-    from edgeslice.program.lower import analyse_part, part_requests, segment_envelope, step_flops
+    from edgeslice.program.lower import (
+        analyse_part,
+        part_requests,
+        segment_envelope,
+        step_flops,
+    )
 
     last = graph.layers[b]
     if last.out_shape[0] < len(devices) or not cuttable(graph, a, b)[0]:
@@ -60,7 +65,8 @@ def channel_plan(graph, devices: int | tuple[str, ...] = 4, *, source: str | Non
 
     Layers no channel cut can take alone (fewer channels than devices) run whole on the first device.
     """
-    from edgeslice.plan.plan import ModelRef, Part, Plan, Segment
+    from edgeslice.plan.plan import Part, Plan, Segment
+    from edgeslice.planners._shared.common import model_ref
 
     devs = tuple(f"d{i}" for i in range(devices)) if isinstance(devices, int) else tuple(devices)
     n = len(graph.layers)
@@ -80,7 +86,7 @@ def channel_plan(graph, devices: int | tuple[str, ...] = 4, *, source: str | Non
             seg, b = longer, b + 1
         segments.append(seg)
         a = b + 1
-    ref = ModelRef(graph.spec, graph.input_shape, graph.batch, graph.fingerprint)
+    ref = model_ref(graph)
     return Plan(ref, devs, source or devs[0], sink or devs[0], tuple(segments), planner="channel",
                 options=(("devices", len(devs)),))
 

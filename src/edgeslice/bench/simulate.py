@@ -18,7 +18,8 @@ from dataclasses import replace
 
 def grid_plan(graph, layers: int = 10, rows: int = 4, cols: int = 4, devices: int = 4):
     """An R×C grid of equal tiles over the first ``layers`` layers, tiles round-robin, the rest whole on d0."""
-    from edgeslice.plan import ModelRef, Part, Plan, Segment
+    from edgeslice.plan import Part, Plan, Segment
+    from edgeslice.planners._shared.common import model_ref
 
     names = [l.name for l in graph.layers]
     _, h, w = graph.layers[layers - 1].out_shape
@@ -27,7 +28,7 @@ def grid_plan(graph, layers: int = 10, rows: int = 4, cols: int = 4, devices: in
     devs = tuple(f"d{i}" for i in range(devices))
     parts = tuple(Part(devs[(i * cols + j) % devices], rows=(rb[i], rb[i + 1]), cols=(cb[j], cb[j + 1]))
                   for i in range(rows) for j in range(cols))
-    ref = ModelRef(graph.spec, graph.input_shape, graph.batch, graph.fingerprint)
+    ref = model_ref(graph)
     return Plan(ref, devs, "d0", "d0", (Segment(names[0], names[layers - 1], "spatial", parts),
                                          Segment(names[layers], names[-1], "whole", (Part("d0"),))))
 

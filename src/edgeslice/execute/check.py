@@ -31,6 +31,10 @@ def load_for_plan(plan: Plan, model: str | None = None, weights: str | None = No
     from edgeslice.graph.trace import trace
 
     spec = model or plan.model.spec
+    if model is None:
+        from edgeslice.models import check_source
+
+        check_source(spec, plan.model.source)  # the code a plan names is what was planned, or it is refused
     graph, gm = trace(spec, plan.model.input_shape, plan.model.batch, weights or plan.model.weights, meta=meta)
     check_model(plan, graph)
     return graph, gm

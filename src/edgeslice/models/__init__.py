@@ -115,6 +115,38 @@ def normalize_spec(spec: str) -> str:
     return spec
 
 
+def _model_file(spec: str) -> Path | None:
+    if spec in _zoo() or ":" not in spec:
+        return None
+    where = spec.rpartition(":")[0]
+    return Path(where) if (where.endswith(".py") or "/" in where or Path(where).exists()) else None
+
+
+def source_digest(spec: str) -> str | None:
+    """``"sha256:<hex>"`` of the model file a ``file.py:factory`` spec names (None for zoo names and packages).
+
+    A plan records it; :func:`check_source` refuses the plan once the file has changed, since every command
+    runs that file's code.
+    """
+    import hashlib
+
+    path = _model_file(spec)
+    if path is None or not path.is_file():
+        return None
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_source(spec: str, recorded: str | None) -> None:
+    """Refuse (one line naming the file) a model file whose content differs from what the plan recorded."""
+    if recorded is None:
+        return
+    now = source_digest(spec)
+    if now is not None and now != recorded:
+        raise ModelError(f"model file {str(_model_file(spec))!r} has changed since the plan was made (it was "
+                         f"{recorded[:19]}..., it is {now[:19]}...); a plan runs that file's code, so re-plan with "
+                         f"`edgeslice plan --model {spec}`")
+
+
 def _first_line(exc: BaseException) -> str:
     lines = [l for l in str(exc).splitlines() if l.strip()]
     return lines[0] if lines else type(exc).__name__

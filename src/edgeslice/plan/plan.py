@@ -64,6 +64,7 @@ class ModelRef:
     batch: int
     fingerprint: str
     weights: str | None = None
+    source: str | None = None  # "sha256:<hex>" of the model file a `file.py:factory` spec names (refused once it changes)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class Plan:
                 "batch": self.model.batch,
                 "fingerprint": self.model.fingerprint,
                 "weights": self.model.weights,
+                **({"source": self.model.source} if self.model.source else {}),
             },
             "devices": list(self.devices),
             "source": self.source,
@@ -191,7 +193,11 @@ class Plan:
         weights = m.get("weights")
         if weights is not None and not isinstance(weights, str):
             raise PlanError(f"{where}: model: 'weights' must be a file name or null")
-        model = ModelRef(need(m, "spec", str, "model: "), tuple(inp), batch, need(m, "fingerprint", str, "model: "), weights)
+        source = m.get("source")
+        if source is not None and not (isinstance(source, str) and source.startswith("sha256:")):
+            raise PlanError(f"{where}: model: 'source' must be 'sha256:<hex>' (the model file's digest) or absent")
+        model = ModelRef(need(m, "spec", str, "model: "), tuple(inp), batch, need(m, "fingerprint", str, "model: "), weights,
+                         source)
         devices = need(d, "devices", list, "")
         if not devices or not all(isinstance(x, str) and x for x in devices):
             raise PlanError(f"{where}: 'devices' must be a non-empty list of device names")

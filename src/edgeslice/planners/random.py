@@ -16,8 +16,9 @@ import random
 
 from edgeslice.cluster.model import Cluster
 from edgeslice.graph.layer import LayerGraph
-from edgeslice.plan.plan import ModelRef, Part, Plan, Segment
+from edgeslice.plan.plan import Part, Plan, Segment
 from edgeslice.plan.validate import cuttable, spatial_ok
+from edgeslice.planners._shared.common import model_ref
 from edgeslice.program.lower import (
     analyse_part,
     part_requests,
@@ -99,7 +100,7 @@ def random_plan(graph: LayerGraph, devices: tuple[str, ...], source: str, sink: 
         if seg is None:
             seg = Segment(first, last.name, "whole", (Part(rng.choice(devices)),))
         segments.append(seg)
-    model = ModelRef(graph.spec, graph.input_shape, graph.batch, graph.fingerprint)
+    model = model_ref(graph)
     return Plan(model, tuple(devices), source, sink, tuple(segments), planner="random",
                 options=(("seed", seed),), cluster=cluster)
 

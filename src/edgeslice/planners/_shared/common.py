@@ -19,7 +19,10 @@ from edgeslice.sim.simulate import simulate
 
 
 def model_ref(graph: LayerGraph) -> ModelRef:
-    return ModelRef(graph.spec, graph.input_shape, graph.batch, graph.fingerprint)
+    """What a plan records of its model; a model file's content digest too, so a changed file is refused."""
+    from edgeslice.models import source_digest
+
+    return ModelRef(graph.spec, graph.input_shape, graph.batch, graph.fingerprint, source=source_digest(graph.spec))
 
 
 def make(graph: LayerGraph, cluster: Cluster, segments, planner: str, **options) -> Plan:
