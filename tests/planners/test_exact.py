@@ -16,15 +16,12 @@ import random
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from edgeslice.cluster.load import resolve_cluster
 from edgeslice.cluster.model import Cluster, Device, Link
 from edgeslice.cost import ClusterCost
 from edgeslice.errors import EdgesliceError
 from edgeslice.execute.check import check_plan
-from edgeslice.graph import trace_module
 from edgeslice.planners import make_plan, planners
 from edgeslice.planners._shared.chain import chain_dp
 from edgeslice.planners._shared.common import evaluate, make, whole_segments
@@ -215,14 +212,6 @@ def _random_cluster(rng: random.Random, n: int) -> Cluster:
     src = rng.choice(names)
     sink = src if rng.random() < 0.6 else rng.choice(names)
     return Cluster("rand", devs, Link(rng.uniform(2, 400), rng.uniform(0, 5)), overrides, source=src, sink=sink)
-
-
-@pytest.fixture(scope="module")
-def seq6():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
-                          nn.Conv2d(16, 4, 3, padding=1), nn.ReLU()).eval()
-    return trace_module(model, (3, 16, 16), spec="seq6")
 
 
 def test_layerwise_equals_bruteforce_on_a_small_chain(seq6):

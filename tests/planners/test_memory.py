@@ -14,26 +14,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from edgeslice.cluster.model import Cluster, Device, Link
 from edgeslice.cost import ClusterCost
 from edgeslice.errors import EdgesliceError
-from edgeslice.graph.trace import trace_module
 from edgeslice.planners import make_plan, planners
 from edgeslice.planners._shared.chain import chain_latency_milp
 from edgeslice.planners._shared.common import evaluate
 from edgeslice.program.lower import lower
 from edgeslice.program.memory import MemoryFitError, layer_activation_bytes, misfits, resident
-
-
-@pytest.fixture(scope="module")
-def seq6():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
-                          nn.Conv2d(16, 4, 3, padding=1), nn.ReLU()).eval()
-    return trace_module(model, (3, 16, 16), spec="seq6")
 
 
 def _brute_milp(T, X, ov, src, sink, w, a, cap):

@@ -29,6 +29,16 @@ def _plan(traced, tmp_path, spec, shape, planner="random", devices=3, name="plan
     return plan, str(path)
 
 
+def _assert_gone(pids, tries: int = 50) -> None:
+    """Every process in ``pids`` has ended (waiting up to ``tries`` × 0.1 s for each)."""
+    for pid in pids:
+        for _ in range(tries):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        assert not _alive(pid), f"worker {pid} survived"
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -116,24 +126,14 @@ def test_sigterm_or_sighup_of_run_leaves_no_worker(traced, tmp_path, sig):
             launcher.kill()
     assert launcher.returncode == 128 + sig and "Traceback" not in err
     assert err.strip().splitlines()[-1] == f"edgeslice: terminated by signal {int(sig)}; every worker was ended"
-    for pid in pids.values():
-        for _ in range(50):
-            if not _alive(pid):
-                break
-            time.sleep(0.1)
-        assert not _alive(pid), f"worker {pid} survived"
+    _assert_gone(pids.values(), tries=50)
 
 
 def test_a_worker_dies_with_its_launcher_even_when_the_launcher_is_killed(traced, tmp_path):
     launcher, pids = _start_long_run(traced, tmp_path, 30)
     launcher.kill()  # SIGKILL: no handler runs; the kernel ends the workers (PR_SET_PDEATHSIG)
     launcher.communicate(timeout=60)
-    for pid in pids.values():
-        for _ in range(100):
-            if not _alive(pid):
-                break
-            time.sleep(0.1)
-        assert not _alive(pid), f"worker {pid} survived its launcher"
+    _assert_gone(pids.values(), tries=100)
 
 
 @pytest.mark.parametrize("how", ["kill", "stop"])
@@ -157,12 +157,7 @@ def test_a_dead_or_silent_worker_is_named_and_nothing_survives(traced, tmp_path,
     else:
         assert "'d1'" in line and "stopped answering" in line  # found at the end of the chain of waits
         assert elapsed < timeout + 30
-    for pid in pids.values():
-        for _ in range(50):
-            if not _alive(pid):
-                break
-            time.sleep(0.1)
-        assert not _alive(pid), f"worker {pid} survived"
+    _assert_gone(pids.values(), tries=50)
 
 
 def test_run_uses_the_cluster_the_plan_carries(tmp_path, capsys, monkeypatch):

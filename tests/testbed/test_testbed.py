@@ -27,19 +27,7 @@ from edgeslice.testbed import cgroups, net
 TAG = "t9"
 
 
-def _why_not() -> str | None:
-    try:
-        net.preflight()
-    except TestbedError as exc:
-        return str(exc)
-    r = subprocess.run(["ip", "netns", "add", f"es{TAG}-probe"], capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"cannot create network namespaces here: {r.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", f"es{TAG}-probe"], capture_output=True)
-    return None
-
-
-WHY = _why_not()
+WHY = net.unavailable(TAG)
 needs_testbed = pytest.mark.skipif(WHY is not None, reason=f"testbed unavailable: {WHY}")
 
 

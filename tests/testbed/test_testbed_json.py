@@ -15,22 +15,9 @@ import subprocess
 import pytest
 
 from edgeslice.cli import main
-from edgeslice.errors import TestbedError
 from edgeslice.testbed import net
 
 TAG = "t8"
-
-
-def _why_not() -> str | None:
-    try:
-        net.preflight()
-    except TestbedError as exc:
-        return str(exc)
-    r = subprocess.run(["ip", "netns", "add", f"es{TAG}-probe"], capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"cannot create network namespaces here: {r.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", f"es{TAG}-probe"], capture_output=True)
-    return None
 
 
 def _namespaces() -> list[str]:
@@ -49,7 +36,7 @@ def test_down_json_with_nothing_up(capsys, monkeypatch):
     assert _json(capsys, ["testbed", "down", "--tag", TAG, "--json"]) == {"tag": TAG, "removed": []}
 
 
-@pytest.mark.skipif((why := _why_not()) is not None, reason=f"testbed unavailable: {why}")
+@pytest.mark.skipif((why := net.unavailable(TAG)) is not None, reason=f"testbed unavailable: {why}")
 def test_up_then_down_json(tmp_path, capsys):
     cfile = tmp_path / "two.yaml"
     cfile.write_text("name: two\ndevices:\n  - {name: a, gflops: 5, cpus: 0.2}\n  - {name: b, gflops: 5, cpus: 0.2}\n"

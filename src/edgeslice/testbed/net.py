@@ -106,6 +106,20 @@ def preflight() -> None:
                            "cgroup v2 'cpu' controller); CPU quotas cannot be emulated")
 
 
+def unavailable(tag: str = "0") -> str | None:
+    """Why a testbed cannot be brought up here (not root, no cgroup CPU controller, no namespaces), or None."""
+    try:
+        preflight()
+    except TestbedError as exc:
+        return str(exc)
+    probe = f"es{tag}-probe"
+    r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"cannot create network namespaces here: {r.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
 @dataclass(frozen=True)
 class Testbed:
     """A testbed that is up: what :func:`up` made, as recorded in its state file."""
