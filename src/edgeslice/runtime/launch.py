@@ -18,6 +18,7 @@ import ctypes
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import statistics
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from edgeslice.errors import EdgesliceError
+from edgeslice.runtime import rendezvous
 from edgeslice.sim.simulate import Event, Timeline
 
 
@@ -87,9 +89,11 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
 
     plan = Plan.load(plan_path)
     plan_cluster(plan, cluster)  # a device the override lacks: one clear error before any worker starts
+    _require_memory(plan, plan_path)  # before any worker starts: an input too large for this machine is one line
     outdir = _run_folder(out)
     world = len(plan.devices)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # a fresh shared token for this run's workers, in their environment (not argv: ps shows argv)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", rendezvous.TOKEN_ENV: secrets.token_hex(16)}
     if testbed is not None:
         for d in plan.devices:
             testbed.index(d)  # every device of the plan must be on the testbed
@@ -131,6 +135,17 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
         for sig, h in handlers.items():
             signal.signal(sig, h)
     return outdir
+
+
+def _require_memory(plan, plan_path: str) -> None:
+    """Refuse a run this machine cannot hold: every worker, its share, and the launcher's reference run."""
+    from edgeslice.execute.check import load_for_plan
+    from edgeslice.program.lower import lower
+    from edgeslice.program.memory import host_bytes, require_host_memory
+
+    graph, _ = load_for_plan(plan, meta=True)
+    need = host_bytes(lower(plan, graph), graph, processes=len(plan.devices))
+    require_host_memory(need, f"running {plan_path} on {len(plan.devices)} worker processes here")
 
 
 RUN_MARK = ".edgeslice-run"  # in a folder edgeslice made for runs: only then does it clear old run files there

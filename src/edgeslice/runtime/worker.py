@@ -4,7 +4,7 @@ Started by ``edgeslice run`` (which spawns one per device on this machine) or
 directly under ``torchrun``, on one machine or several::
 
     torchrun --nproc-per-node 4 -m edgeslice.runtime.worker --plan plan.json --cluster local4 --out run/
-    torchrun --nnodes 2 --node-rank R --nproc-per-node 2 --rdzv-endpoint HOST:PORT \\
+    EDGESLICE_TOKEN=<secret> torchrun --nnodes 2 --node-rank R --nproc-per-node 2 --rdzv-endpoint HOST:PORT \\
              -m edgeslice.runtime.worker --plan plan.json --out run/
 
 Rank ``i`` is the plan's ``devices[i]``.  Rank, world size and the rendezvous
@@ -59,6 +59,7 @@ import torch.distributed as dist
 from edgeslice.errors import ClusterError, EdgesliceError, PlanMismatchError
 from edgeslice.program.program import ComputeTask, InputTask, OutputTask, TransferTask
 from edgeslice.program.regions import slices
+from edgeslice.runtime import rendezvous
 
 DONE_TAG = 1 << 30  # tags at and above this carry "request finished" tokens (sink → source)
 EXIT_REFUSED = 3
@@ -164,8 +165,8 @@ def run_worker(args) -> dict:
     addr = args.master_addr or os.environ.get("MASTER_ADDR", "127.0.0.1")
     port = args.master_port or int(os.environ.get("MASTER_PORT", "29500"))
     status.set("connecting")
-    dist.init_process_group("gloo", init_method=f"tcp://{addr}:{port}", rank=rank, world_size=world,
-                            timeout=timedelta(seconds=args.timeout))
+    meeting = rendezvous.connect(addr, port, rank, world, args.timeout, args.token)  # bound to addr; token checked
+    dist.init_process_group("gloo", store=meeting, rank=rank, world_size=world, timeout=timedelta(seconds=args.timeout))
     # every worker must run the same plan: compare a digest of it across ranks
     text_hash = int(hashlib.sha256(program.to_text().encode()).hexdigest()[:15], 16)
     digest = torch.tensor([int(program.fingerprint, 16) & ((1 << 62) - 1), text_hash], dtype=torch.int64)
@@ -311,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--world", type=int, default=None, help="default: $WORLD_SIZE (torchrun)")
     ap.add_argument("--master-addr", default=None, help="default: $MASTER_ADDR or 127.0.0.1")
     ap.add_argument("--master-port", type=int, default=None, help="default: $MASTER_PORT or 29500")
+    ap.add_argument("--token", default=None,
+                    help=f"the run's shared secret (default: ${rendezvous.TOKEN_ENV}); required when --master-addr is "
+                         "not a loopback address; prefer the environment variable (argv is visible in ps)")
     ap.add_argument("--requests", type=int, default=1)
     ap.add_argument("--inflight", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=30.0)
@@ -326,7 +330,7 @@ def main(argv=None) -> int:
         run_worker(args)
     except EdgesliceError as exc:
         print(f"edgeslice worker: error: {exc}", file=sys.stderr, flush=True)
-        code = EXIT_REFUSED if isinstance(exc, (PlanMismatchError, ClusterError)) else EXIT_FAILED
+        code = EXIT_REFUSED if isinstance(exc, (PlanMismatchError, ClusterError, rendezvous.TokenError)) else EXIT_FAILED
         os._exit(code)  # do not wait in torch.distributed's teardown for peers that are gone
     except RuntimeError as exc:  # gloo: a peer closed its connection
         print(f"edgeslice worker: error: {str(exc).splitlines()[0][:300]}", file=sys.stderr, flush=True)
