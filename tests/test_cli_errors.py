@@ -22,73 +22,13 @@ import copy
 import json
 import os
 import subprocess
-import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _cli import EDGESLICE, TIMEOUT, Result, _run, assert_user_error  # noqa: F401 - shared with the other CLI tests
 
-EDGESLICE = str(Path(sys.executable).with_name("edgeslice"))
 ZOO = {"vgg16", "resnet18", "resnet50", "mobilenet_v2", "alexnet", "yolov2", "googlenet"}
-TIMEOUT = 300
-
-
-@dataclass(frozen=True)
-class Result:
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def __str__(self) -> str:  # shown by failing asserts
-        return (f"$ edgeslice {' '.join(self.args)}\n[exit {self.returncode}]\n"
-                f"--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}")
-
-
-# Most commands run in this process through the same `main` the console script calls (an
-# escaping exception is recorded as a traceback, so "no traceback" is still checked); these
-# few also run as real subprocesses of the installed `edgeslice` script.
-REAL_PROCESS = {("models", "--json"), ("plan", "--model", "nosuchnet", "-o", "x.json"), ("check", "plan.json", "--json")}
-_IN_PROCESS = threading.Lock()
-
-
-def _run(cwd: Path, args: list[str]) -> Result:
-    if tuple(args) in REAL_PROCESS:
-        return _run_process(cwd, args)
-    import contextlib
-    import io
-    import traceback
-
-    from edgeslice.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with _IN_PROCESS:  # chdir and redirection are process-wide
-        old = os.getcwd()
-        os.chdir(cwd)
-        try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    code = main(list(args))
-                except SystemExit as exc:  # argparse
-                    code = exc.code if isinstance(exc.code, int) else 1
-                except BaseException:
-                    traceback.print_exc(file=err)
-                    code = 1
-        finally:
-            os.chdir(old)
-    return Result(tuple(args), code, out.getvalue(), err.getvalue())
-
-
-def _run_process(cwd: Path, args: list[str]) -> Result:
-    # One thread per command: several run at once on a small machine.
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    try:
-        p = subprocess.run([EDGESLICE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        return Result(tuple(args), -1, str(exc.stdout or ""), f"timed out after {TIMEOUT} s\n{exc.stderr or ''}")
-    return Result(tuple(args), p.returncode, p.stdout, p.stderr)
 
 
 # A structurally complete plan file: every malformed one below breaks exactly one thing.
@@ -234,20 +174,6 @@ def _result(cli, case: str) -> Result:
         pytest.fail(f"case {case!r} did not run: the plan it needs was not made or could not be edited "
                     f"({results.get('edit errors')}):\n{made}")
     return results[case]
-
-
-def assert_user_error(r: Result, *needles: str) -> str:
-    """Non-zero exit, one `edgeslice: error:` line on stderr naming every needle, no traceback."""
-    assert r.returncode != 0, r
-    assert r.returncode == 2, f"user errors exit with status 2 (cli.py docstring)\n{r}"
-    assert "Traceback" not in r.stdout + r.stderr, r
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].strip(), f"expected exactly one line on stderr\n{r}"
-    msg = lines[0]
-    assert msg.startswith("edgeslice: error: "), r
-    for n in needles:
-        assert n in msg, f"{n!r} not in {msg!r}"
-    return msg
 
 
 # ---- models and files -------------------------------------------------------
@@ -446,10 +372,7 @@ def bye():
 
 
 def _one_line_refusal(r, *needles):
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r
-    for n in needles:
-        assert n in lines[0], (n, r)
+    assert_user_error(r, *needles)
 
 
 @pytest.mark.parametrize("spec,needle", [
@@ -568,7 +491,10 @@ def test_a_changed_model_file_is_refused(tmp_path):
     (tmp_path / "net.py").write_text(MODEL_FILE)
     assert _run(tmp_path, ["plan", "--model", "net.py:make", "--input", "3x16x16", "--devices", "2", "-o", "p.json"]).returncode == 0
     assert json.loads((tmp_path / "p.json").read_text())["model"]["source"].startswith("sha256:")
-    assert _run(tmp_path, ["check", "p.json"]).returncode == 0
+    ok = _run(tmp_path, ["check", "p.json"])
+    assert ok.returncode == 0, ok
+    # the plan names code: the user is told which file runs (once per process)
+    assert f"edgeslice: note: the plan runs the code of model file {(tmp_path / 'net.py').resolve()} (make)" in ok.stderr, ok
     (tmp_path / "net.py").write_text(MODEL_FILE + "\n# edited\n")
     for cmd in (["check", "p.json"], ["show", "p.json"], ["simulate", "p.json"]):
         _one_line_refusal(_run(tmp_path, cmd), "has changed since the plan was made", "net.py")

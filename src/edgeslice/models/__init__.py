@@ -136,15 +136,27 @@ def source_digest(spec: str) -> str | None:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+_ANNOUNCED: set[str] = set()
+
+
 def check_source(spec: str, recorded: str | None) -> None:
-    """Refuse (one line naming the file) a model file whose content differs from what the plan recorded."""
-    if recorded is None:
+    """Refuse (one line naming the file) a model file whose content differs from what the plan recorded.
+
+    Then say on stderr, once per process, which code the plan is about to run (a zoo model says nothing):
+    a plan is as trusted as the code it names, and the user should see which that is.
+    """
+    if recorded is not None:
+        now = source_digest(spec)
+        if now is not None and now != recorded:
+            raise ModelError(f"model file {str(_model_file(spec))!r} has changed since the plan was made (it was "
+                             f"{recorded[:19]}..., it is {now[:19]}...); a plan runs that file's code, so re-plan with "
+                             f"`edgeslice plan --model {spec}`")
+    if spec in _zoo() or ":" not in spec or spec in _ANNOUNCED:
         return
-    now = source_digest(spec)
-    if now is not None and now != recorded:
-        raise ModelError(f"model file {str(_model_file(spec))!r} has changed since the plan was made (it was "
-                         f"{recorded[:19]}..., it is {now[:19]}...); a plan runs that file's code, so re-plan with "
-                         f"`edgeslice plan --model {spec}`")
+    _ANNOUNCED.add(spec)
+    path = _model_file(spec)
+    what = f"model file {path.resolve()}" if path is not None else f"module {spec.rpartition(':')[0]}"
+    print(f"edgeslice: note: the plan runs the code of {what} ({spec.rpartition(':')[2]})", file=sys.stderr, flush=True)
 
 
 def _first_line(exc: BaseException) -> str:
