@@ -40,6 +40,10 @@ def load_for_plan(plan: Plan, model: str | None = None, weights: str | None = No
     return graph, gm
 
 
+def _shape(graph) -> str:
+    return "x".join(map(str, (graph.batch, *graph.input_shape)))
+
+
 @torch.no_grad()
 def check_plan(plan: Plan, *, graph=None, gm=None, model: str | None = None, weights: str | None = None,
                seed: int = 0, reference: torch.Tensor | None = None, x: torch.Tensor | None = None) -> dict:
@@ -47,6 +51,9 @@ def check_plan(plan: Plan, *, graph=None, gm=None, model: str | None = None, wei
     if graph is None:
         graph, gm = load_for_plan(plan, model, weights)
     program = lower(plan, graph)
+    from edgeslice.program.memory import host_bytes, require_host_memory
+
+    require_host_memory(host_bytes(program, graph), f"checking {graph.spec} at input {_shape(graph)} in one process")
     if x is None:
         gen = torch.Generator().manual_seed(seed)
         x = torch.randn((graph.batch, *graph.input_shape), generator=gen)

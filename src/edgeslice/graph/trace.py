@@ -273,7 +273,8 @@ def trace_module(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1,
         fake, x = None, torch.empty((batch, *input_shape), device="meta")
     else:
         fake = FakeTensorMode()
-        x = fake.from_tensor(torch.empty((batch, *input_shape)))
+        with fake:  # a fake input of that shape: nothing is allocated, whatever its size
+            x = torch.empty((batch, *input_shape))
     try:
         # ShapeProp prints its own traceback and the fake-tensor logger logs one before
         # re-raising; the user gets our one-line error instead
@@ -397,5 +398,8 @@ def trace(spec: str | nn.Module, input_shape: tuple[int, ...] | None = None, bat
         return trace_module(spec.eval(), input_shape, batch, spec=name)
     if input_shape is None:
         input_shape = model_info(spec).default_input
+    from edgeslice.models.zoo import check_input
+
+    check_input(spec, tuple(input_shape))
     model = load_model(spec, None if meta else weights, meta=meta)
     return trace_module(model, input_shape, batch, spec=normalize_spec(spec))  # a model file's path made absolute

@@ -58,12 +58,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """A named reference model: factory, default input shape (C, H, W), one-line description."""
+    """A named reference model: factory, default input shape (C, H, W), one-line description.
+
+    ``side`` is what height and width must be a multiple of (YOLOv2's passthrough reorganises 2x2 blocks
+    of a stride-16 map, so its sides are multiples of 32); :func:`check_input` says so before tracing.
+    """
 
     name: str
     factory: Callable[[], nn.Module]
     input_shape: tuple[int, int, int]
     description: str
+    side: int = 1
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -80,8 +85,28 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry("alexnet", alexnet, (3, 224, 224),
                  "AlexNet (Krizhevsky et al. 2012), 5 conv + 3 FC"),
         ZooEntry("yolov2", yolov2, (3, 416, 416),
-                 "YOLOv2 VOC (Redmon & Farhadi 2016), Darknet-19 + passthrough detector"),
+                 "YOLOv2 VOC (Redmon & Farhadi 2016), Darknet-19 + passthrough detector", side=32),
         ZooEntry("googlenet", googlenet, (3, 224, 224),
                  "GoogLeNet (Szegedy et al. 2014), 9 Inception modules, no aux heads"),
     )
 }
+
+
+def check_input(name: str, input_shape) -> None:
+    """Refuse, naming the rule and a size that works, an input a zoo model cannot take.
+
+    >>> check_input("yolov2", (3, 400, 400))
+    Traceback (most recent call last):
+    ...
+    edgeslice.errors.TraceError: model 'yolov2' needs height and width that are multiples of 32, got 400x400; try --input 3x416x416
+    """
+    e = ZOO.get(name)
+    if e is None or e.side == 1 or len(input_shape) != 3:
+        return
+    c, h, w = input_shape
+    if h % e.side or w % e.side:
+        from edgeslice.errors import TraceError
+
+        up = [max(e.side, -(-v // e.side) * e.side) for v in (h, w)]
+        raise TraceError(f"model {name!r} needs height and width that are multiples of {e.side}, got {h}x{w}; "
+                         f"try --input {c}x{up[0]}x{up[1]}")

@@ -156,6 +156,54 @@ def require_fit(program: Program, graph: LayerGraph, cluster, who: str) -> None:
             f"weights (modnn)")
 
 
+# What one worker process holds before any model: the interpreter and torch (measured: benchmarks/RESULTS.md,
+# "worker memory"; `import torch` alone is about 250 MB here).
+PROCESS_BYTES = 250 * 10**6
+
+
+def whole_model_bytes(graph: LayerGraph) -> int:
+    """The unpartitioned model's working set: all its weights plus its largest layer working set.
+
+    What computing the reference output (``check``, ``run``'s verification) holds at its peak.
+    """
+    return graph.param_bytes + max((layer_activation_bytes(graph, l.name) for l in graph.layers), default=0)
+
+
+def host_bytes(program: Program, graph: LayerGraph, *, processes: int = 0) -> int:
+    """Bytes this machine needs to run ``program`` here and check it against the whole model.
+
+    Every device's resident bytes (they all live on this host: in one process for ``check``, in ``processes``
+    worker processes for ``run``, each costing :data:`PROCESS_BYTES` more), plus the whole model's run.
+    """
+    return sum(m.total for m in resident(program, graph).values()) + whole_model_bytes(graph) + processes * PROCESS_BYTES
+
+
+def available_bytes() -> int:
+    """Memory this machine can give now (``MemAvailable`` of /proc/meminfo; the free pages elsewhere)."""
+    try:
+        for line in open("/proc/meminfo", encoding="ascii"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def require_host_memory(need: int, what: str) -> None:
+    """Refuse, with the figures, work that would need more memory than this machine has available.
+
+    Checked before any tensor is built, so an input such as ``3x100000x100000`` ends in one line, not in an
+    allocation failure (or the kernel's OOM killer) half-way through.
+    """
+    have = available_bytes()
+    if need > have:
+        raise MemoryFitError(f"{what} needs about {need / 1e6:,.0f} MB of memory but this machine has "
+                             f"{have / 1e6:,.0f} MB available; use a smaller --input or --batch, or run it on a "
+                             f"larger machine")
+
+
 def _input_fraction(l, region) -> float:
     """The share of a layer's inputs a step reads: its output share, except that a dense convolution or a
     Linear layer reads every input channel (feature) whatever output channels it computes."""

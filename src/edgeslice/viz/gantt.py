@@ -69,7 +69,7 @@ def draw(timelines: list[tuple[str, Timeline]], path: str | Path) -> Path:
             ax.axvline(f, color="black", linestyle=":", linewidth=0.8)
         ax.set_yticks(range(len(rows)), rows)
         ax.invert_yaxis()
-        ax.set_title(f"{title}: latency {tl.latency_s * 1e3:.1f} ms", loc="left", fontsize=10)
+        ax.set_title(f"{title}: {_which(tl)} {tl.latency_s * 1e3:.1f} ms", loc="left", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
         ax.set_xlim(0, t_end * 1.02)
     axes[-1, 0].set_xlabel("time (s)")
@@ -91,7 +91,7 @@ def _html(timelines: list[tuple[str, Timeline]]) -> str:
     for title, tl in timelines:
         rows = _rows(tl)
         h = row_h * len(rows) + 40
-        parts.append(f"<h3>{html.escape(title)} — latency {tl.latency_s * 1e3:.1f} ms</h3>")
+        parts.append(f"<h3>{html.escape(title)} — {_which(tl)} {tl.latency_s * 1e3:.1f} ms</h3>")
         parts.append(f"<svg width='{width}' height='{h}' xmlns='http://www.w3.org/2000/svg'>")
         for i, r in enumerate(rows):
             parts.append(f"<text x='4' y='{i * row_h + 15}'>{html.escape(r)}</text>")
@@ -111,3 +111,8 @@ def _html(timelines: list[tuple[str, Timeline]]) -> str:
             parts.append(f"<text x='{left + t * sx:.0f}' y='{h - 8}' font-size='11'>{t * 1e3:.0f} ms</text>")
         parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _which(tl) -> str:
+    """What a panel's figure is: the latency of its one request, or the median over its requests."""
+    return "latency" if len(tl.arrivals) <= 1 else f"median latency of {len(tl.arrivals)} requests"
