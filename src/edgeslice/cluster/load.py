@@ -57,13 +57,14 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from edgeslice.cluster.model import NAME_RE, Cluster, Device, Link, Profile
-from edgeslice.errors import ClusterError
+from edgeslice.cluster.model import NAME_RE, Cluster, Device, Link, Profile, path_label
+from edgeslice.errors import ClusterError, brief, label, listing, one_line
 
 __all__ = ["load_cluster", "parse_cluster", "builtin_clusters", "resolve_cluster", "EXAMPLES_DIR"]
 
@@ -87,12 +88,26 @@ class _DuplicateKey(yaml.constructor.ConstructorError):
     """A key repeated in one YAML mapping (valid YAML syntax, but a lost value)."""
 
 
+class _BadValue(yaml.constructor.ConstructorError):
+    """A scalar YAML reads but Python cannot make (an integer of 5000 digits, the date 2024-13-45)."""
+
+
 class _StrictLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that rejects a key repeated in one mapping.
 
     Plain ``safe_load`` keeps the last of two ``gflops:`` lines silently;
-    a cluster file must not lose a value that way.
+    a cluster file must not lose a value that way.  A value Python cannot make
+    is reported at its line, like a syntax error, not as a ValueError.
     """
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError, TypeError) as e:
+            text = brief(node.value, 30) if isinstance(node.value, str) else "this value"
+            why = (f"more than {sys.get_int_max_str_digits()} digits" if "digits" in str(e) else one_line(e)[:80])
+            raise _BadValue(None, None, f"{text} cannot be read ({why}); write a plain number or quote it as text",
+                            node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, Any] = {}
@@ -120,8 +135,7 @@ _StrictLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+_one_line = one_line  # whitespace runs become one space, control characters are escaped
 
 
 def load_cluster(path: str | Path) -> Cluster:
@@ -137,9 +151,14 @@ def load_cluster(path: str | Path) -> Cluster:
         raise ClusterError(f"cannot read cluster file {where!r}: not UTF-8 text ({_one_line(e.reason)} at byte {e.start})") from None
     except OSError as e:
         raise ClusterError(f"cannot read cluster file {where!r}: {e.strerror or _one_line(e)}") from None
+    except ValueError:  # a NUL character in the name, or half of a surrogate pair
+        raise ClusterError(f"cannot read cluster file {brief(where)}: not a valid file name") from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 -- a SafeLoader subclass
-    except _DuplicateKey as e:
+    except RecursionError:
+        raise ClusterError(f"{where}: nested too deeply to be a cluster file (a cluster is a few levels of mappings "
+                           "and lists)") from None
+    except (_DuplicateKey, _BadValue) as e:
         m = e.problem_mark
         raise ClusterError(f"{where}: line {m.line + 1}, column {m.column + 1}: {_one_line(e.problem)}") from None
     except yaml.MarkedYAMLError as e:
@@ -161,18 +180,24 @@ def _show(v: Any) -> str:
         return "nothing (null)"
     if isinstance(v, bool):
         return f"{str(v).lower()} (a boolean; YAML reads yes/no/on/off/true/false as booleans)"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return repr(v)
+    if isinstance(v, (int, float, str)):
+        return brief(v)
     if isinstance(v, (dict, list)):
         kind = "a mapping" if isinstance(v, dict) else "a list"
         try:
             text = _one_line(yaml.safe_dump(v, default_flow_style=True, width=10**6))
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError, ValueError, TypeError):  # deep nesting, an int of 5000 digits
             return kind
         return f"{kind} {text}" if len(text) <= 60 else kind
     return type(v).__name__
+
+
+def _key_text(k: Any) -> str:
+    """A mapping key YAML read as something other than text (1, null, a date), as the file wrote it."""
+    try:
+        return str(k) if not isinstance(k, int) or isinstance(k, bool) else brief(k)
+    except (ValueError, RecursionError):  # a tuple holding an integer of 5000 digits
+        return type(k).__name__
 
 
 class _Checker:
@@ -190,15 +215,15 @@ class _Checker:
     def known(self, d: dict, field: str, allowed: tuple[str, ...]) -> None:
         for k in d:
             if k not in allowed:
-                key = str(k)
-                near = difflib.get_close_matches(key, allowed, n=1)
+                key = label(k if isinstance(k, str) else _key_text(k))
+                near = difflib.get_close_matches(k[:100], allowed, n=1) if isinstance(k, str) else []
                 hint = f"did you mean '{near[0]}'? " if near else ""
                 path = f"{field}.{key}" if field else key
                 raise self.fail(path, f"unknown field; {hint}allowed: {', '.join(allowed)}")
 
     def number(self, v: Any, field: str, *, lo: float, lo_open: bool, hi: float | None = None,
                what: str = "a positive number") -> float:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= sys.float_info.max and math.isfinite(v)
         if ok:
             ok = (v > lo if lo_open else v >= lo) and (hi is None or v < hi)
         if not ok:
@@ -232,10 +257,17 @@ def _device(chk: _Checker, raw: Any, i: int, base: Path | None) -> Device:
     if profile is not None:
         if not isinstance(profile, str) or not profile.strip():
             raise chk.fail(f"{f}.profile", f"must be a file path (relative to the cluster file), got {_show(profile)}")
-        p = Path(profile).expanduser()
-        if not p.is_absolute():
-            p = (base if base is not None else Path.cwd()) / p
-        profile = str(p.resolve())
+        if not profile.isprintable():  # a NUL, a newline, half of a surrogate pair: no file has that name
+            raise chk.fail(f"{f}.profile", f"{_show(profile)} is not a file name (it holds a control character); "
+                                           "name the profile file edgeslice profile wrote")
+        try:
+            p = Path(profile).expanduser()
+            if not p.is_absolute():
+                p = (base if base is not None else Path.cwd()) / p
+            profile = str(p.resolve())
+        except (RuntimeError, OSError, ValueError) as e:  # ~nosuchuser/p.json; a name the file system cannot hold
+            raise chk.fail(f"{f}.profile", f"cannot find {path_label(profile)} ({one_line(e)[:80]}); "
+                                           "write the path relative to the cluster file or in full") from None
         try:
             profile_data = Profile.read(profile)
         except ClusterError as e:
@@ -289,10 +321,10 @@ def _links(chk: _Checker, raw: Any, names: list[str]) -> tuple[Link, tuple[tuple
             raise chk.fail(f"{f}.between", f"must list exactly two devices, e.g. [pi0, edge], got {_show(pair)}")
         for n in pair:
             if not isinstance(n, str) or n not in names:
-                raise chk.fail(f"{f}.between", f"unknown device {n!r} (devices: {', '.join(names)})")
+                raise chk.fail(f"{f}.between", f"unknown device {brief(n)} (devices: {listing(names)})")
         a, b = pair
         if a == b:
-            raise chk.fail(f"{f}.between", f"names {a!r} twice; a link joins two different devices")
+            raise chk.fail(f"{f}.between", f"names {brief(a)} twice; a link joins two different devices")
         if not any(k in o for k in LINK_FIELDS):
             raise chk.fail(f, "sets neither bandwidth_mbps nor latency_ms; give at least one or remove the override")
         key = frozenset((a, b))
@@ -316,7 +348,8 @@ def _trace(chk: _Checker, raw: Any) -> tuple[tuple[float, float], ...]:
         t = chk.number(step[0], f"{f}[0]", lo=0, lo_open=False, what="a time in seconds >= 0")
         k = chk.number(step[1], f"{f}[1]", lo=0, lo_open=True, what="a positive bandwidth factor")
         if steps and t < steps[-1][0]:
-            raise chk.fail(f"{f}[0]", f"time {step[0]!r} comes before the previous step's {steps[-1][0]:g}; list steps in time order")
+            raise chk.fail(f"{f}[0]", f"time {brief(step[0])} comes before the previous step's {steps[-1][0]:g}; "
+                                      "list steps in time order")
         steps.append((t, k))
     return tuple(steps)
 
@@ -342,8 +375,8 @@ def parse_cluster(data: dict, where: str, *, base: str | Path | None = None) -> 
     name = data.get("name")
     if name is None:
         name = Path(where).stem or "cluster"
-    elif not isinstance(name, str) or not name.strip():
-        raise chk.fail("name", f"must be a text label for the cluster, got {_show(name)}")
+    elif not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise chk.fail("name", f"must be a text label for the cluster (no control characters), got {_show(name)}")
 
     raw_devices = data.get("devices")
     if raw_devices is None:
@@ -357,7 +390,7 @@ def parse_cluster(data: dict, where: str, *, base: str | Path | None = None) -> 
     seen: dict[str, int] = {}
     for i, n in enumerate(names):
         if n in seen:
-            raise chk.fail("devices", f"device {n!r} is listed twice (devices[{seen[n]}] and devices[{i}]); "
+            raise chk.fail("devices", f"device {brief(n)} is listed twice (devices[{seen[n]}] and devices[{i}]); "
                                       f"rename or remove one")
         seen[n] = i
 
@@ -368,7 +401,7 @@ def parse_cluster(data: dict, where: str, *, base: str | Path | None = None) -> 
         if v is None:
             return fallback
         if not isinstance(v, str) or v not in names:
-            raise chk.fail(field, f"{v!r} is not a device (devices: {', '.join(names)})")
+            raise chk.fail(field, f"{_show(v)} is not a device (devices: {listing(names)})")
         return v
 
     source = endpoint("source", names[0])
@@ -418,16 +451,29 @@ def resolve_cluster(name_or_path: str | Path | Cluster) -> Cluster:
     if isinstance(name_or_path, Cluster):
         return name_or_path
     p = Path(name_or_path)
-    if p.is_file():
+    try:
+        kind = "file" if p.is_file() else "folder" if p.is_dir() else "other" if p.exists() else None
+    except OSError as e:  # a name too long for the file system, a folder that may not be searched
+        why = e.strerror or _one_line(e)
+        raise _not_found(f"cannot read cluster file {path_label(p)}: {why}", why) from None
+    if kind == "file":
         return load_cluster(p)
     bundled = builtin_clusters()
     key = str(name_or_path)
     stem = key[:-5] if key.endswith(".yaml") else key
     if stem in bundled:
         return load_cluster(bundled[stem])
-    listing = ", ".join(bundled) or "none found"
-    if p.suffix in (".yaml", ".yml") or "/" in key or "\\" in key or p.exists():
-        reason = "Is a directory" if p.is_dir() else "No such file or directory"
-        raise ClusterError(f"cannot read cluster file {key!r}: {reason} (bundled clusters: {listing})")
-    raise ClusterError(f"unknown cluster {key!r}: not a file and not a bundled cluster (bundled: {listing}); "
-                       f"give a path to a cluster YAML file or one of those names")
+    names = ", ".join(bundled) or "none found"
+    if p.suffix in (".yaml", ".yml") or "/" in key or "\\" in key or kind is not None:
+        reason = "Is a directory" if kind == "folder" else "No such file or directory"
+        raise _not_found(f"cannot read cluster file {path_label(key)}: {reason} (bundled clusters: {names})", reason)
+    raise _not_found(f"unknown cluster {brief(key)}: not a file and not a bundled cluster (bundled: {names}); "
+                     f"give a path to a cluster YAML file or one of those names",
+                     f"not a file and not a bundled cluster: {names}")
+
+
+def _not_found(message: str, reason: str) -> ClusterError:
+    """The error of a cluster name that names nothing; ``reason`` says why without repeating the name (for wrappers)."""
+    err = ClusterError(message)
+    err.reason = reason
+    return err

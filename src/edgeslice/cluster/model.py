@@ -15,17 +15,29 @@ import hashlib
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeslice.errors import ClusterError
+from edgeslice.errors import ClusterError, brief, label, listing, one_line
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+\Z")  # \Z, not $: "pi0\n" is not a name
 PROFILE_FORMAT = "edgeslice-profile"
 
 
 def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite int or float (not a bool); an integer too large for a float is not one."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return abs(v) <= sys.float_info.max and math.isfinite(v)  # the int comparison is exact: no OverflowError
+
+
+def path_label(path, limit: int = 100) -> str:
+    """A file path quoted for a message; a very long one keeps its start and its end."""
+    text = str(path)
+    if len(text) > limit:
+        text = f"{text[: limit // 2]}...{text[-(limit // 2):]}"
+    return brief(text, limit + 3)
 
 
 def _profile_problem(data) -> str | None:
@@ -34,20 +46,30 @@ def _profile_problem(data) -> str | None:
         return "not an edgeslice profile (make one with `edgeslice profile --model M -o FILE`)"
     b = data.get("batch")
     if not isinstance(b, int) or isinstance(b, bool) or b < 1:
-        return f"'batch' must be a positive integer, got {b!r}"
+        return f"'batch' must be a positive integer, got {brief(b)}"
     g = data.get("effective_gflops")
     if not _num(g) or g <= 0:
-        return f"'effective_gflops' must be a positive number, got {g!r}"
+        return f"'effective_gflops' must be a positive number, got {brief(g)}"
     layers = data.get("layers")
     if not isinstance(layers, dict):
         return "'layers' must be a mapping of layer name to its measurements"
     for name, v in layers.items():
+        if not isinstance(name, str):
+            return f"layers: key {brief(name)} must be a layer name (text)"
         fit = v.get("fit") if isinstance(v, dict) else None
         if not (isinstance(fit, list) and len(fit) == 2 and all(_num(x) for x in fit)):
-            return f"layers.{name}.fit must be [a, b] (two numbers: time = a + b x fraction)"
+            return f"layers.{label(name)}.fit must be [a, b] (two numbers: time = a + b x fraction)"
         if not isinstance(v.get("kind"), str) or not _num(v.get("flops")):
-            return f"layers.{name} needs 'kind' (text) and 'flops' (a number)"
+            return f"layers.{label(name)} needs 'kind' (text) and 'flops' (a number)"
     return None
+
+
+def json_value_problem(e: ValueError) -> str:
+    """What ``json.loads``'s non-syntax ValueError means (in practice: an integer of thousands of digits)."""
+    if "digits" in str(e):
+        return (f"a number in it has more than {sys.get_int_max_str_digits()} digits, more than Python reads; "
+                "write it shorter")
+    return f"a value cannot be read ({one_line(e)[:100]})"
 
 
 @dataclass(frozen=True)
@@ -73,29 +95,42 @@ class Profile:
         problem = _profile_problem(data)
         if problem:
             raise ClusterError(problem)
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        try:
+            text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        except RecursionError:
+            raise ClusterError("nested too deeply to be a profile (a profile is a few levels of objects)") from None
+        except (TypeError, ValueError) as e:  # a dict built in code: non-text keys, sets, integers of 5000 digits
+            raise ClusterError(f"not plain JSON data ({one_line(e)[:100]}); a profile holds text, numbers, "
+                               "lists and objects with text keys") from None
         return cls(hashlib.sha256(text.encode()).hexdigest(), text)
 
     @classmethod
     def read(cls, path: str | Path) -> "Profile":
         """Read and validate the profile file at ``path`` (messages name the file and how to make one)."""
-        where = str(path)
+        where = path_label(path)
+        make = f"make one with `edgeslice profile --model M -o {label(str(path), 100) if len(str(path)) <= 100 else 'FILE'}`"
         try:
             raw = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            why = getattr(e, "strerror", None) or str(e)
-            raise ClusterError(f"cannot read profile {where!r}: {why} "
-                               f"(make one with `edgeslice profile --model M -o {where}`)") from None
+        except UnicodeDecodeError as e:
+            raise ClusterError(f"cannot read profile {where}: not UTF-8 text ({one_line(e.reason)} at byte {e.start}); "
+                               f"{make}") from None
+        except OSError as e:
+            raise ClusterError(f"cannot read profile {where}: {e.strerror or one_line(e)} ({make})") from None
+        except ValueError:  # a NUL character, or half of a surrogate pair the file system cannot name
+            raise ClusterError(f"cannot read profile {where}: not a valid file name; name the profile file "
+                               "edgeslice profile wrote") from None
         try:
             data = json.loads(raw.removeprefix("\ufeff"))
         except json.JSONDecodeError as e:
-            raise ClusterError(f"profile {where!r} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+            raise ClusterError(f"profile {where} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
         except RecursionError:
-            raise ClusterError(f"profile {where!r} is nested too deeply to be a profile") from None
+            raise ClusterError(f"profile {where} is nested too deeply to be a profile") from None
+        except ValueError as e:  # an integer of more digits than Python reads
+            raise ClusterError(f"profile {where}: {json_value_problem(e)}") from None
         try:
             return cls.from_data(data)
         except ClusterError as e:
-            raise ClusterError(f"profile {where!r}: {e}") from None
+            raise ClusterError(f"profile {where}: {e}") from None
 
     def data(self) -> dict:
         """The profile document (a fresh dict each call)."""
@@ -143,13 +178,14 @@ class Cluster:
     def __post_init__(self):
         names = [d.name for d in self.devices]
         if not names:
-            raise ClusterError(f"cluster {self.name!r}: no devices")
+            raise ClusterError(f"cluster {brief(self.name)}: no devices")
         for n in names:
-            if not NAME_RE.match(n):
-                raise ClusterError(f"cluster {self.name!r}: device name {n!r} may use only letters, digits, '_', '.', '-'")
+            if not isinstance(n, str) or not NAME_RE.match(n):
+                raise ClusterError(f"cluster {brief(self.name)}: device name {brief(n)} may use only letters, digits, "
+                                   "'_', '.', '-'")
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
-            raise ClusterError(f"cluster {self.name!r}: device {dup!r} is listed twice")
+            raise ClusterError(f"cluster {brief(self.name)}: device {brief(dup)} is listed twice")
         if not self.source:
             object.__setattr__(self, "source", names[0])
         if not self.sink:
@@ -163,7 +199,7 @@ class Cluster:
         for d in self.devices:
             if d.name == name:
                 return d
-        raise ClusterError(f"cluster {self.name!r} has no device {name!r}")
+        raise ClusterError(f"cluster {brief(self.name)} has no device {brief(name)} (its devices: {listing(self.names)})")
 
     def link(self, a: str, b: str) -> Link:
         key = frozenset((a, b))

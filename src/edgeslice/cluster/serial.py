@@ -37,7 +37,7 @@ from typing import Any
 
 from edgeslice.cluster.load import TOP_FIELDS, _Checker, _show, parse_cluster
 from edgeslice.cluster.model import Cluster, Link, Profile
-from edgeslice.errors import ClusterError
+from edgeslice.errors import ClusterError, label
 
 __all__ = ["cluster_to_dict", "cluster_from_dict"]
 
@@ -83,7 +83,7 @@ def _profiles(chk: _Checker, raw: Any) -> dict[str, Profile]:
     table = chk.mapping(raw, "profiles", '{"<sha256>": {"format": "edgeslice-profile", ...}}')
     out = {}
     for key, data in table.items():
-        f = f"profiles.{key}"
+        f = f"profiles.{label(key, 64)}"
         try:
             prof = Profile.from_data(data)
         except ClusterError as e:

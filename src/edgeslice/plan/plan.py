@@ -45,14 +45,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeslice.cluster.model import Cluster
-from edgeslice.errors import ClusterError, PlanError
+from edgeslice.cluster.model import Cluster, json_value_problem, path_label
+from edgeslice.errors import ClusterError, PlanError, brief, listing
 
 PLAN_FORMAT = "edgeslice-plan"
 PLAN_VERSION = 2
 READS_VERSIONS = (1, 2)
 CUTS = ("whole", "spatial", "channel", "input")
 _RANGE_FIELDS = ("rows", "cols", "channels", "inputs")
+_INT_MAX = 2**63 - 1  # sizes and ranges beyond this fit no tensor; refusing them keeps every message short
+_DEEP = "nested too deeply to be a plan (a plan is a few levels of objects and lists)"
+
+
+def _is_int(v, lo: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= _INT_MAX
 
 
 @dataclass(frozen=True)
@@ -160,14 +166,21 @@ class Plan:
         except json.JSONDecodeError as exc:
             raise PlanError(f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
         except RecursionError:
-            raise PlanError(f"{where}: nested too deeply to be a plan (a plan is a few levels of objects and lists)") from None
-        try:
-            return cls.from_dict(d, where)
-        except RecursionError:
-            raise PlanError(f"{where}: nested too deeply to be a plan (a plan is a few levels of objects and lists)") from None
+            raise PlanError(f"{where}: {_DEEP}") from None
+        except ValueError as exc:  # an integer of more digits than Python reads
+            raise PlanError(f"{where}: {json_value_problem(exc)}") from None
+        return cls.from_dict(d, where)
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "plan") -> "Plan":
+        """Check the structure of a parsed plan file and build the Plan; raise :class:`PlanError` naming the field."""
+        try:
+            return cls._from_dict(d, where)
+        except RecursionError:  # a dict built in code can nest deeper than any message can show
+            raise PlanError(f"{where}: {_DEEP}") from None
+
+    @classmethod
+    def _from_dict(cls, d: Any, where: str) -> "Plan":
         def need(obj, key, typ, ctx):
             if not isinstance(obj, dict) or key not in obj:
                 raise PlanError(f"{where}: {ctx}missing field {key!r}")
@@ -181,32 +194,45 @@ class Plan:
             raise PlanError(f"{where}: not an edgeslice plan (expected \"format\": \"{PLAN_FORMAT}\")")
         ver = d.get("version")
         if ver not in READS_VERSIONS or isinstance(ver, bool):
-            raise PlanError(f"{where}: plan version {ver!r} is not supported (this edgeslice reads versions "
+            raise PlanError(f"{where}: plan version {brief(ver)} is not supported (this edgeslice reads versions "
                             f"{', '.join(map(str, READS_VERSIONS))}); re-run `edgeslice plan`")
         m = need(d, "model", dict, "")
         inp = need(m, "input", list, "model: ")
-        if not inp or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in inp):
+        if not inp or len(inp) > 8 or not all(_is_int(v, 1) for v in inp):
             raise PlanError(f"{where}: model: 'input' must be a list of positive integers like [3, 224, 224]")
         batch = need(m, "batch", int, "model: ")
-        if batch < 1:
-            raise PlanError(f"{where}: model: 'batch' must be at least 1")
+        if not _is_int(batch, 1):
+            raise PlanError(f"{where}: model: 'batch' must be at least 1 (and below 2**63), got {brief(batch)}")
         weights = m.get("weights")
         if weights is not None and not isinstance(weights, str):
             raise PlanError(f"{where}: model: 'weights' must be a file name or null")
         source = m.get("source")
         if source is not None and not (isinstance(source, str) and source.startswith("sha256:")):
             raise PlanError(f"{where}: model: 'source' must be 'sha256:<hex>' (the model file's digest) or absent")
-        model = ModelRef(need(m, "spec", str, "model: "), tuple(inp), batch, need(m, "fingerprint", str, "model: "), weights,
-                         source)
+        spec = need(m, "spec", str, "model: ")
+        if not spec.strip() or not spec.isprintable():
+            raise PlanError(f"{where}: model: 'spec' must name a model like 'vgg16' or 'net.py:factory', got {brief(spec)}")
+        model = ModelRef(spec, tuple(inp), batch, need(m, "fingerprint", str, "model: "), weights, source)
         devices = need(d, "devices", list, "")
         if not devices or not all(isinstance(x, str) and x for x in devices):
             raise PlanError(f"{where}: 'devices' must be a non-empty list of device names")
         pl = d.get("planner") or {}
         if not isinstance(pl, dict):
             raise PlanError(f"{where}: 'planner' must be an object like {{\"name\": \"random\", \"options\": {{}}}}")
+        pname = "manual" if pl.get("name") is None else pl["name"]
+        if not isinstance(pname, str):
+            raise PlanError(f"{where}: planner: 'name' must be the planner's name (text), got {type(pname).__name__}")
         opts = pl.get("options") or {}
         if not isinstance(opts, dict):
             raise PlanError(f"{where}: planner: 'options' must be an object")
+        for k, v in opts.items():  # a dict built in code may hold what no plan file can: check before it is saved
+            try:
+                ok = isinstance(k, str) and json.dumps(v) is not None
+            except (TypeError, ValueError):  # a set, an integer of 5000 digits
+                ok = False
+            if not ok:
+                raise PlanError(f"{where}: planner: 'options' must map option names (text) to JSON values; "
+                                f"{brief(k)} maps to {brief(v)}")
         cluster = _cluster(d.get("cluster"), ver, where)
         segs_raw = need(d, "segments", list, "")
         if not segs_raw:
@@ -219,7 +245,7 @@ class Plan:
                 raise PlanError(f"{where}: {ctx}'layers' must be [first_layer_name, last_layer_name]")
             cut = need(s, "cut", str, ctx)
             if cut not in CUTS:
-                raise PlanError(f"{where}: {ctx}cut {cut!r} is unknown; use one of {', '.join(CUTS)}")
+                raise PlanError(f"{where}: {ctx}cut {brief(cut)} is unknown; use one of {', '.join(CUTS)}")
             parts_raw = need(s, "parts", list, ctx)
             if not parts_raw:
                 raise PlanError(f"{where}: {ctx}has no parts")
@@ -231,27 +257,28 @@ class Plan:
                 for f in _RANGE_FIELDS:
                     if f in p:
                         v = p[f]
-                        if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
+                        if not (isinstance(v, list) and len(v) == 2 and all(_is_int(x, -_INT_MAX) for x in v)):
                             raise PlanError(f"{where}: {pctx}{f!r} must be [lo, hi] (two integers)")
                         rng[f] = (v[0], v[1])
                 unknown = set(p) - {"device", *_RANGE_FIELDS}
                 if unknown:
-                    raise PlanError(f"{where}: {pctx}unknown field(s) {', '.join(sorted(unknown))}")
+                    raise PlanError(f"{where}: {pctx}unknown field(s) {listing(sorted(map(str, unknown)), 4)}; a part has "
+                                    f"'device' and the ranges its cut takes ({', '.join(_RANGE_FIELDS)})")
                 parts.append(Part(dev, **rng))
             segments.append(Segment(layers[0], layers[1], cut, tuple(parts)))
         if cluster is not None:
             missing = [x for x in devices if x not in cluster.names]
             if missing:
-                raise PlanError(f"{where}: device {missing[0]!r} of 'devices' is not in the plan's cluster {cluster.name!r} "
-                                f"(its devices: {', '.join(cluster.names)}); add it to 'cluster.devices' or re-run "
-                                "`edgeslice plan`")
+                raise PlanError(f"{where}: device {brief(missing[0])} of 'devices' is not in the plan's cluster "
+                                f"{brief(cluster.name)} (its devices: {listing(cluster.names)}); add it to 'cluster.devices' "
+                                "or re-run `edgeslice plan`")
         return cls(
             model=model,
             devices=tuple(devices),
             source=need(d, "source", str, ""),
             sink=need(d, "sink", str, ""),
             segments=tuple(segments),
-            planner=str(pl.get("name", "manual")),
+            planner=pname,
             options=tuple(sorted(opts.items())),
             cluster=cluster,
         )
@@ -263,8 +290,13 @@ class Plan:
     def load(cls, path: str | Path) -> "Plan":
         try:
             text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PlanError(f"cannot read plan file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise PlanError(f"cannot read plan file {path_label(path)}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                            "a plan file is the JSON `edgeslice plan` writes") from None
+        except OSError as exc:
+            raise PlanError(f"cannot read plan file {path_label(path)}: {exc.strerror or exc}") from None
+        except ValueError:  # a NUL character in the name, or half of a surrogate pair
+            raise PlanError(f"cannot read plan file {path_label(path)}: not a valid file name") from None
         return cls.from_json(text, where=str(path))
 
 
@@ -273,14 +305,15 @@ def _cluster(raw: Any, version: int, where: str) -> Cluster | None:
     if raw is None:
         return None
     if version == 1:
-        if not isinstance(raw, str):
+        if not isinstance(raw, str) or not raw.strip():
             raise PlanError(f"{where}: 'cluster' must be a file name or null in a version-1 plan")
         from edgeslice.cluster.load import resolve_cluster
 
         try:
             return resolve_cluster(raw)
         except ClusterError as exc:
-            raise PlanError(f"{where}: this version-1 plan names cluster {raw!r}, which cannot be loaded ({exc}); "
+            why = getattr(exc, "reason", None) or str(exc)  # the reason alone when the message would repeat the name
+            raise PlanError(f"{where}: this version-1 plan names cluster {path_label(raw, 60)}, which cannot be loaded ({why}); "
                             "put that file back, or re-run `edgeslice plan --cluster C` to make a plan that carries its cluster") from None
     if not isinstance(raw, dict):
         raise PlanError(f"{where}: 'cluster' must be the cluster object `edgeslice plan` writes (or null), "

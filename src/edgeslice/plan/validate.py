@@ -12,32 +12,49 @@ from __future__ import annotations
 
 import functools
 
-from edgeslice.errors import PlanError, PlanMismatchError
+from edgeslice.errors import PlanError, PlanMismatchError, brief, listing
+from edgeslice.errors import label as _label
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.plan import Plan, Segment
 
 
-def check_model(plan: Plan, graph: LayerGraph) -> None:
-    """Raise :class:`PlanMismatchError` unless ``plan`` was made for exactly this traced model."""
+def _shape(dims) -> str:
+    text = "x".join(map(str, dims)) if all(isinstance(d, int) and abs(d) < 10**18 for d in dims) else "?"
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _same_spec(a: str, b: str) -> bool:
+    """Whether two model specs name the same model (a model file named relative to here, or absolute)."""
     from edgeslice.models import normalize_spec
 
+    if a == b:
+        return True
+    try:
+        return normalize_spec(a) == normalize_spec(b)
+    except (OSError, RuntimeError, ValueError):  # a spec naming no possible file (a NUL character, a symlink loop)
+        return False
+
+
+def check_model(plan: Plan, graph: LayerGraph) -> None:
+    """Raise :class:`PlanMismatchError` unless ``plan`` was made for exactly this traced model."""
     m = plan.model
-    if normalize_spec(m.spec) != normalize_spec(graph.spec):  # a model file named relative to here, or absolute
-        raise PlanMismatchError(f"plan was made for model {m.spec!r}, not {graph.spec!r}; make a new plan with `edgeslice plan --model {graph.spec}`")
+    if not _same_spec(m.spec, graph.spec):
+        raise PlanMismatchError(f"plan was made for model {brief(m.spec)}, not {brief(graph.spec)}; make a new plan with "
+                                f"`edgeslice plan --model {graph.spec}`")
     if tuple(m.input_shape) != tuple(graph.input_shape):
         raise PlanMismatchError(
-            f"plan was made for input {'x'.join(map(str, m.input_shape))}, not {'x'.join(map(str, graph.input_shape))}; re-plan with --input")
+            f"plan was made for input {_shape(m.input_shape)}, not {_shape(graph.input_shape)}; re-plan with --input")
     if m.batch != graph.batch:
-        raise PlanMismatchError(f"plan was made for batch {m.batch}, not {graph.batch}; re-plan with --batch {graph.batch}")
+        raise PlanMismatchError(f"plan was made for batch {brief(m.batch)}, not {graph.batch}; re-plan with --batch {graph.batch}")
     if m.fingerprint != graph.fingerprint:
         raise PlanMismatchError(
-            f"plan fingerprint {m.fingerprint} does not match model {graph.spec!r} traced at input "
+            f"plan fingerprint {_label(m.fingerprint)} does not match model {brief(graph.spec)} traced at input "
             f"{'x'.join(map(str, graph.input_shape))} (fingerprint {graph.fingerprint}): the model's code or the plan's "
             "'model' fields (input, spec) changed since the plan was made; re-run `edgeslice plan`")
 
 
 def segment_label(graph: LayerGraph, i: int, seg: Segment) -> str:
-    return f"segment {i} ({seg.first}..{seg.last})"
+    return f"segment {i} ({_label(seg.first)}..{_label(seg.last)})"
 
 
 def cuttable(graph: LayerGraph, first: int, last: int) -> tuple[bool, str]:
@@ -70,7 +87,7 @@ def _tiles_exactly_cached(boxes: tuple[tuple[tuple[int, int], ...], ...], bounds
     for j, b in enumerate(boxes):
         for (lo, hi), n in zip(b, bounds):
             if not (0 <= lo < hi <= n):
-                return f"part {j} range {lo}:{hi} is empty or outside 0:{n}"
+                return f"part {j} range {brief(lo, 20)}:{brief(hi, 20)} is empty or outside 0:{n}"
     for j in range(len(boxes)):
         for k in range(j + 1, len(boxes)):
             if all(max(a0, b0) < min(a1, b1) for (a0, a1), (b0, b1) in zip(boxes[j], boxes[k])):
@@ -78,7 +95,7 @@ def _tiles_exactly_cached(boxes: tuple[tuple[tuple[int, int], ...], ...], bounds
     area = sum(_vol(b) for b in boxes)
     total = _vol(tuple((0, n) for n in bounds))
     if area != total:
-        return f"parts cover {area} of {total} output elements; they must cover the whole output"
+        return f"parts cover {brief(area, 20)} of {total} output elements; they must cover the whole output"
     return None
 
 
@@ -95,11 +112,11 @@ def validate(plan: Plan, graph: LayerGraph) -> tuple[tuple[int, int], ...]:
     devs = set(plan.devices)
     if len(devs) != len(plan.devices):
         dup = next(d for d in plan.devices if plan.devices.count(d) > 1)
-        raise PlanError(f"plan lists device {dup!r} twice in 'devices'; each device once")
+        raise PlanError(f"plan lists device {brief(dup)} twice in 'devices'; each device once")
     for what in ("source", "sink"):
         d = getattr(plan, what)
         if d not in devs:
-            raise PlanError(f"plan {what} {d!r} is not one of its devices ({', '.join(plan.devices)})")
+            raise PlanError(f"plan {what} {brief(d)} is not one of its devices ({listing(plan.devices)})")
     spans: list[tuple[int, int]] = []
     expect = 0
     n = len(graph.layers)
@@ -107,7 +124,7 @@ def validate(plan: Plan, graph: LayerGraph) -> tuple[tuple[int, int], ...]:
         label = segment_label(graph, i, seg)
         for nm in (seg.first, seg.last):
             if not graph.has(nm):
-                raise PlanError(f"{label}: layer {nm!r} is not in model {graph.spec!r}; "
+                raise PlanError(f"{label}: layer {brief(nm)} is not in model {brief(graph.spec)}; "
                                 f"`edgeslice layers --model {graph.spec}` lists the layer names")
         a, b = graph.index(seg.first), graph.index(seg.last)
         if a != expect:
@@ -118,7 +135,8 @@ def validate(plan: Plan, graph: LayerGraph) -> tuple[tuple[int, int], ...]:
         expect = b + 1
         for j, p in enumerate(seg.parts):
             if p.device not in devs:
-                raise PlanError(f"{label} part {j}: unknown device {p.device!r}; the plan's devices are {', '.join(plan.devices)}")
+                raise PlanError(f"{label} part {j}: unknown device {brief(p.device)}; the plan's devices are "
+                                f"{listing(plan.devices)}")
         last = graph.layers[b]
         shape = last.out_shape
         fields = {"whole": (), "spatial": ("rows", "cols"), "channel": ("channels",), "input": ("inputs",)}[seg.cut]
@@ -176,10 +194,10 @@ def check_cluster(plan: Plan, cluster, given: str | None = None) -> None:
         if cluster is plan.cluster:
             fix = "the plan disagrees with its own cluster; re-run `edgeslice plan`"
         else:
-            fix = (f"use a --cluster that has device {missing[0]!r}, leave --cluster out to use the plan's own cluster, "
-                   f"or re-plan for this one with `edgeslice plan --cluster {given or cluster.name}`")
-        raise ClusterError(f"plan uses device {missing[0]!r}, which is not in cluster {cluster.name!r} "
-                           f"(its devices: {', '.join(cluster.names)}); {fix}")
+            fix = (f"use a --cluster that has device {brief(missing[0])}, leave --cluster out to use the plan's own "
+                   f"cluster, or re-plan for this one with `edgeslice plan --cluster {_label(given or cluster.name, 80)}`")
+        raise ClusterError(f"plan uses device {brief(missing[0])}, which is not in cluster {brief(cluster.name)} "
+                           f"(its devices: {listing(cluster.names)}); {fix}")
 
 
 def plan_cluster(plan: Plan, override=None):
