@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 from _cli import EDGESLICE, TIMEOUT, Result, _run, assert_user_error  # noqa: F401 - shared with the other CLI tests
 
-ZOO = {"vgg16", "resnet18", "resnet50", "mobilenet_v2", "alexnet", "yolov2", "googlenet"}
+ZOO = {"vgg16", "resnet18", "resnet50", "mobilenet_v2", "alexnet", "yolov2", "googlenet", "shufflenet_v2", "yolov3_tiny",
+       "unet_small"}
 
 
 # A structurally complete plan file: every malformed one below breaks exactly one thing.
@@ -291,7 +292,7 @@ def test_models_json_lists_the_zoo(cli):
     r = _result(cli, "models")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r
     rows = json.loads(r.stdout)
-    assert {row["model"] for row in rows} == ZOO and len(rows) == 7
+    assert {row["model"] for row in rows} == ZOO and len(rows) == len(ZOO)
     for row in rows:
         assert row["flops"] > 0 and row["params"] > 0 and row["layers"] > 0, row
         assert len(row["input"]) == 3 and all(v > 0 for v in row["input"]), row

@@ -15,11 +15,12 @@ import torch
 import torch.fx
 from torch import nn
 
-from edgeslice.models.zoo import ZOO, ZooEntry, yolov2
+from edgeslice.models.zoo import ZOO, ZooEntry, yolov2, yolov3_tiny
 
 torch.set_num_threads(2)
 
-NAMES = ["vgg16", "resnet18", "resnet50", "mobilenet_v2", "alexnet", "yolov2", "googlenet"]
+NAMES = ["vgg16", "resnet18", "resnet50", "mobilenet_v2", "alexnet", "yolov2", "googlenet",
+         "shufflenet_v2", "yolov3_tiny", "unet_small"]
 
 # torchvision's parameter counts at default settings (1000 classes).
 # YOLOv2 (VOC, 20 classes, 5 anchors) has no torchvision counterpart; its count
@@ -34,6 +35,15 @@ NAMES = ["vgg16", "resnet18", "resnet50", "mobilenet_v2", "alexnet", "yolov2", "
 #   fuse 3x3, 1280*1024*9 + 2048                                  = 11,798,528
 #   detector 1x1 with bias, 1024*125 + 125                        =    128,125
 #   total                                                         = 50,655,389
+# YOLOv3-tiny (COCO, 80 classes, 3 anchors, 255-channel heads), same rules:
+#   backbone 16-32-64-128-256, 3x3:  464 + 4,672 + 18,560 + 73,984 + 295,424
+#   trunk 3x3x512, 3x3x1024, 1x1x256: 1,180,672 + 4,720,640 + 262,656
+#   head1 3x3x512, 1x1x255 + bias:    1,180,672 + 130,815
+#   lateral 1x1x128:                  33,024
+#   head2 3x3x256 on 384, 1x1x255:    885,248 + 65,535          total 8,852,366
+# U-Net (width 16, depth 4, 2 classes), double 3x3 convs with BN:
+#   inc 2,800; downs 13,952 + 55,552 + 221,696 + 885,760;
+#   ups 590,336 + 147,712 + 36,992 + 9,280; head 1x1 with bias 34  total 1,964,114
 EXPECTED_PARAMS = {
     "vgg16": 138_357_544,
     "alexnet": 61_100_840,
@@ -42,6 +52,9 @@ EXPECTED_PARAMS = {
     "mobilenet_v2": 3_504_872,
     "googlenet": 6_624_904,
     "yolov2": 50_655_389,
+    "shufflenet_v2": 2_278_604,
+    "yolov3_tiny": 8_852_366,
+    "unet_small": 1_964_114,
 }
 
 # Small inputs (C, H, W) and the output shape they give, without the batch dim.
@@ -53,6 +66,9 @@ SMALL_INPUT = {
     "googlenet": ((3, 64, 64), (1000,)),
     "alexnet": ((3, 96, 96), (1000,)),  # AlexNet needs a side of at least 63
     "yolov2": ((3, 128, 128), (125, 4, 4)),
+    "shufflenet_v2": ((3, 64, 64), (1000,)),
+    "yolov3_tiny": ((3, 128, 128), (255 * (4 * 4 + 8 * 8),)),  # both heads, flattened
+    "unet_small": ((3, 64, 64), (2, 64, 64)),
 }
 
 
@@ -75,8 +91,11 @@ def test_registry() -> None:
         assert entry.name == name
         assert callable(entry.factory)
         assert entry.description and "\n" not in entry.description
-        expected = (3, 416, 416) if name == "yolov2" else (3, 224, 224)
+        expected = {"yolov2": (3, 416, 416), "yolov3_tiny": (3, 416, 416),
+                    "unet_small": (3, 128, 128)}.get(name, (3, 224, 224))
         assert entry.input_shape == expected
+        c, h, w = entry.input_shape
+        assert h % entry.side == 0 and w % entry.side == 0
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -98,6 +117,25 @@ def test_yolov2_full_resolution() -> None:
     with torch.no_grad():
         y = _model("yolov2")(torch.randn(1, *ZOO["yolov2"].input_shape))
     assert y.shape == (1, 125, 13, 13)
+
+
+@pytest.mark.parametrize("shape", [(3, 416, 416), (3, 320, 416)])
+def test_yolov3_tiny_heads_flattened(shape) -> None:
+    _, h, w = shape
+    with torch.no_grad():
+        y = _model("yolov3_tiny")(torch.randn(2, *shape))
+    assert y.shape == (2, 255 * ((h // 32) * (w // 32) + (h // 16) * (w // 16)))
+
+
+def test_yolov3_tiny_head_width_follows_classes_and_anchors() -> None:
+    m = yolov3_tiny(num_classes=20, num_anchors=2)
+    assert m.head1[-1].out_channels == m.head2[-1].out_channels == 2 * (5 + 20)
+
+
+def test_non_square_inputs() -> None:
+    with torch.no_grad():
+        assert _model("shufflenet_v2")(torch.randn(2, 3, 96, 64)).shape == (2, 1000)
+        assert _model("unet_small")(torch.randn(2, 3, 48, 64)).shape == (2, 2, 48, 64)
 
 
 def test_yolov2_head_width_follows_classes_and_anchors() -> None:

@@ -92,7 +92,8 @@ def run_compute(task: ComputeTask, graph: LayerGraph, kernels: Kernels, inputs: 
     drops = _drops(task, graph)
     for step, dead in zip(task.steps, drops):
         layer = graph.layer(step.layer)
-        whole = step.inputs is None and step.region == kernels._full(layer)
+        # a slice reads part of its input even when it computes its whole output: it always gets its own tile
+        whole = step.inputs is None and step.region == kernels._full(layer) and layer.kind != "slice"
         tiles = []
         for src, r, shp in zip(layer.inputs, step_inputs(layer, step), layer.in_shapes):
             if r is None:

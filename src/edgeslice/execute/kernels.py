@@ -83,7 +83,7 @@ class Kernels:
         k = layer.kind
         region = step.region
         x = tiles[0]
-        if (step.inputs is None and k != "flatten" and layer.target not in self.offsets
+        if (step.inputs is None and k not in _OWN_KERNEL and layer.target not in self.offsets
                 and region == self._full(layer)
                 and all(t is not None and tuple(t.shape[1:]) == shp for t, shp in zip(tiles, layer.in_shapes))):
             # the whole layer on its whole inputs: run the model's own op (no padding copies; bitwise the model)
@@ -142,7 +142,43 @@ class Kernels:
             return x.flatten(1)
         if k == "pixel_unshuffle":
             return F.pixel_unshuffle(x, layer.attr("factor"))
+        if k == "slice":  # the tile is the shifted box already
+            return x
+        if k == "permute":
+            perm = layer.attr("perm")
+            (c0, c1) = region[0]
+            src = perm[c0:c1]
+            return x[:, [c - min(src) for c in src]]
+        if k == "expand":
+            return x.expand(x.shape[0], *(hi - lo for lo, hi in region))
+        if k == "mean":
+            return x.mean((2, 3), keepdim=layer.attr("keepdim"))
+        if k == "unflatten":
+            return self._unflatten(layer, region, x)
+        if k == "upsample":
+            return self._upsample(layer, region, tiles[0])
         raise ValueError(f"layer {layer.name!r}: no kernel for kind {k!r}")
+
+    def _unflatten(self, layer: Layer, region, x: torch.Tensor) -> torch.Tensor:
+        _, h, w = layer.out_shape
+        (c0, c1), (h0, h1), (w0, w1) = region
+        f0 = c0 * h * w + h0 * w + w0
+        idx = (torch.arange(c0, c1)[:, None, None] * (h * w) + torch.arange(h0, h1)[None, :, None] * w
+               + torch.arange(w0, w1)[None, None, :]) - f0
+        return x[:, idx.reshape(-1)].reshape(x.shape[0], c1 - c0, h1 - h0, w1 - w0)
+
+    def _upsample(self, layer: Layer, region, x: torch.Tensor) -> torch.Tensor:
+        """The model's own up-sampling on a zero map that holds the tile where it lies: torch's exact arithmetic.
+
+        Output rows read only the source rows the tile holds (:mod:`edgeslice.program.resample`), so the zeros
+        around it are never weighted; the cost is a whole-map buffer for the tile's channels.
+        """
+        _, hin, win = layer.in_shapes[0]
+        _, (h0, h1), (w0, w1) = region
+        (r0, _), (q0, _) = step_inputs_of_region(layer, region)
+        buf = x.new_zeros((x.shape[0], x.shape[1], hin, win))
+        buf[:, :, r0 : r0 + x.shape[2], q0 : q0 + x.shape[3]] = x
+        return self._call_node(layer, [buf])[:, :, h0:h1, w0:w1]
 
     def _adaptive(self, layer: Layer, region, x: torch.Tensor) -> torch.Tensor:
         _, hin, win = layer.in_shapes[0]
@@ -164,6 +200,17 @@ class Kernels:
                 cols.append(cell.amax((2, 3)) if is_max else cell.mean((2, 3)))
             rows.append(torch.stack(cols, -1))
         return torch.stack(rows, -2)
+
+
+# kinds whose layer is not the one fx node of the model (a reshape chain, a split's part) or whose
+# node reads a different tile: never run through the model's own op on whole inputs
+_OWN_KERNEL = frozenset({"flatten", "unflatten", "slice", "permute", "identity", "upsample"})
+
+
+def step_inputs_of_region(layer: Layer, region):
+    """Where (row, column) the tile an up-sampling step reads starts."""
+    _, ins = backward(layer, region)
+    return ins[0][1], ins[0][2]
 
 
 _STEP_INPUTS: dict = {}

@@ -38,11 +38,16 @@ SPATIAL_KINDS = frozenset(
         "binary",
         "cat",
         "pixel_unshuffle",
+        "permute",  # a channel shuffle: whole channels move, planes stay
+        "slice",  # x[:, a:b], split, chunk: an offset box
+        "upsample",  # nearest / bilinear: a bounded window of source rows and columns
+        "expand",  # a broadcast of size-1 dimensions
+        "mean",  # over H and W: reads the whole map (a global pool)
     }
 )
 
 # Every kind the region algebra and the executor understand.
-KINDS = SPATIAL_KINDS | {"linear", "flatten"}
+KINDS = SPATIAL_KINDS | {"linear", "flatten", "unflatten"}
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,20 @@ torchvision cannot be imported in this environment (it breaks beside the
 CPU build of torch), so edgeslice carries its own clean re-implementations
 of the architectures it benchmarks against.  Every model here is written
 with plain ``torch.nn`` and matches torchvision's layer order,
-hyper-parameters and parameter counts exactly (YOLOv2, which torchvision
-does not ship, follows the Darknet ``yolov2-voc.cfg`` layout).
+hyper-parameters and parameter counts exactly (the detectors, which
+torchvision does not ship, follow Darknet's ``yolov2-voc.cfg`` and
+``yolov3-tiny.cfg`` layouts; the small U-Net follows Ronneberger et al.'s
+layout at a quarter of the width).
 
 The models are written to be friendly to ``torch.fx.symbolic_trace`` and to
 the layer-graph partitioner built on top of it:
 
-* no data-dependent control flow and no use of ``x.size()`` / ``x.shape``
-  (flattening is ``torch.flatten(x, 1)``);
+* no data-dependent control flow.  The older models also avoid ``x.size()``
+  / ``x.shape`` (flattening is ``torch.flatten(x, 1)``); ShuffleNetV2,
+  YOLOv3-tiny and the U-Net are deliberately written the way such models are
+  written in the wild -- ``x.size()`` arithmetic, a view/transpose channel
+  shuffle, ``x.chunk``, ``x.view(x.size(0), -1)``, ``nn.Upsample`` and
+  ``F.interpolate`` -- so that the tracer is exercised on them;
 * every layer is its own module and no module instance is called twice in a
   forward pass (torchvision's ResNet blocks reuse one ``self.relu``; here
   each use has its own ``nn.ReLU``);
@@ -22,7 +28,9 @@ the layer-graph partitioner built on top of it:
 No pretrained weights are shipped and nothing is downloaded.  ``ZOO`` maps a
 short name to a :class:`ZooEntry` holding the factory and the default input
 shape.  The architectures live one family per module: :mod:`.classic` (VGG-16,
-AlexNet), :mod:`.resnet`, :mod:`.mobilenet`, :mod:`.googlenet`, :mod:`.yolo`.
+AlexNet), :mod:`.resnet`, :mod:`.mobilenet`, :mod:`.shufflenet` (ShuffleNetV2),
+:mod:`.googlenet`, :mod:`.yolo` (YOLOv2, YOLOv3-tiny), :mod:`.unet` (small
+U-Net).
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ from edgeslice.models.classic import alexnet, vgg16
 from edgeslice.models.googlenet import googlenet
 from edgeslice.models.mobilenet import mobilenet_v2
 from edgeslice.models.resnet import resnet18, resnet50
-from edgeslice.models.yolo import yolov2
+from edgeslice.models.shufflenet import shufflenet_v2
+from edgeslice.models.unet import unet_small
+from edgeslice.models.yolo import yolov2, yolov3_tiny
 
 __all__ = [
     "ZooEntry",
@@ -48,6 +58,9 @@ __all__ = [
     "mobilenet_v2",
     "googlenet",
     "yolov2",
+    "shufflenet_v2",
+    "yolov3_tiny",
+    "unet_small",
 ]
 
 
@@ -61,7 +74,9 @@ class ZooEntry:
     """A named reference model: factory, default input shape (C, H, W), one-line description.
 
     ``side`` is what height and width must be a multiple of (YOLOv2's passthrough reorganises 2x2 blocks
-    of a stride-16 map, so its sides are multiples of 32); :func:`check_input` says so before tracing.
+    of a stride-16 map, and YOLOv3-tiny upsamples a stride-32 map to meet a stride-16 one, so their sides
+    are multiples of 32; the U-Net's four x2 upsamplings must meet its skips, so 16);
+    :func:`check_input` says so before tracing.
     """
 
     name: str
@@ -88,6 +103,14 @@ ZOO: dict[str, ZooEntry] = {
                  "YOLOv2 VOC (Redmon & Farhadi 2016), Darknet-19 + passthrough detector", side=32),
         ZooEntry("googlenet", googlenet, (3, 224, 224),
                  "GoogLeNet (Szegedy et al. 2014), 9 Inception modules, no aux heads"),
+        ZooEntry("shufflenet_v2", shufflenet_v2, (3, 224, 224),
+                 "ShuffleNetV2 x1.0 (Ma et al. 2018), channel split, chunk and view/transpose shuffle"),
+        ZooEntry("yolov3_tiny", yolov3_tiny, (3, 416, 416),
+                 "YOLOv3-tiny COCO (Redmon & Farhadi 2018), upsample + route, two heads flattened into one",
+                 side=32),
+        ZooEntry("unet_small", unet_small, (3, 128, 128),
+                 "U-Net (Ronneberger et al. 2015), width 16, depth 4, bilinear upsampling and skip concats",
+                 side=16),
     )
 }
 

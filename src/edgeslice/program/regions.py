@@ -187,7 +187,34 @@ def backward(layer: Layer, out: Region) -> tuple[Region, tuple[Region | None, ..
         return ((i0 * per, i1 * per),), (((i0, i1),) + full(shp[1:]),)
     if k == "linear":
         return out, (full(layer.in_shapes[0]),)
+    if k == "slice":  # an offset box of the input
+        return out, (tuple((lo + s, hi + s) for (lo, hi), s in zip(out, layer.attr("start"))),)
+    if k == "permute":  # whole channels move: the hull of their sources, the same plane
+        perm = layer.attr("perm")
+        src = perm[out[0][0] : out[0][1]]
+        return out, (((min(src), max(src) + 1),) + tuple(out[1:]),)
+    if k == "expand":
+        shp = layer.in_shapes[0]
+        return out, (tuple((0, 1) if n == 1 and m != 1 else o for o, n, m in zip(out, shp, layer.out_shape)),)
+    if k == "mean":  # over H and W: the whole plane of each channel
+        _, hin, win = layer.in_shapes[0]
+        return out, ((out[0], (0, hin), (0, win)),)
+    if k == "upsample":
+        c, (h0, h1), (w0, w1) = out
+        return out, ((c, upsample_span(layer, 0, h0, h1), upsample_span(layer, 1, w0, w1)),)
+    if k == "unflatten":  # (F,) -> (C, H, W) row-major: the flat hull of the box
+        _, h, w = layer.out_shape
+        (c0, c1), (h0, h1), (w0, w1) = out
+        return out, (((c0 * h * w + h0 * w + w0, (c1 - 1) * h * w + (h1 - 1) * w + w1),),)
     raise ValueError(f"layer {layer.name!r}: no region rule for kind {k!r}")
+
+
+def upsample_span(layer: Layer, axis: int, o0: int, o1: int) -> Range:
+    """Source rows (axis 0) or columns (axis 1) an up-sampling layer reads for outputs ``[o0, o1)``."""
+    from edgeslice.program.resample import axis_scale, span
+
+    return span(layer.attr("mode"), layer.attr("align"), layer.in_shapes[0][1 + axis], layer.out_shape[1 + axis],
+                axis_scale(layer.attr("scales"), axis), o0, o1)
 
 
 def _window_many(lo: np.ndarray, hi: np.ndarray, k: int, s: int, p: int, d: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,6 +269,29 @@ def backward_boxes(layer: Layer, box: np.ndarray) -> tuple[np.ndarray, ...]:
         return (out,)
     if k == "pixel_unshuffle":
         return (box * layer.attr("factor"),)
+    if k == "permute":  # a whole-channel request reads whole channels of the same plane
+        return (box,)
+    if k == "slice":
+        _, sh, sw = layer.attr("start")
+        return (box + np.array([sh, sh, sw, sw]),)
+    if k in ("expand", "mean"):
+        _, hin, win = layer.in_shapes[0]
+        out = box.copy()
+        if k == "mean" or hin == 1:
+            out[:, 0], out[:, 1] = 0, hin
+        if k == "mean" or win == 1:
+            out[:, 2], out[:, 3] = 0, win
+        return (out,)
+    if k == "upsample":
+        from edgeslice.program.resample import axis_scale, spans
+
+        _, hin, win = layer.in_shapes[0]
+        _, hout, wout = layer.out_shape
+        mode, align, scales = layer.attr("mode"), layer.attr("align"), layer.attr("scales")
+        out = np.empty_like(box)
+        out[:, 0], out[:, 1] = spans(mode, align, hin, hout, axis_scale(scales, 0), box[:, 0], box[:, 1])
+        out[:, 2], out[:, 3] = spans(mode, align, win, wout, axis_scale(scales, 1), box[:, 2], box[:, 3])
+        return (out,)
     raise ValueError(f"layer {layer.name!r}: kind {k!r} is not spatially local; no whole-channel tile rule")
 
 
