@@ -57,7 +57,15 @@ def check_plan(plan: Plan, *, graph=None, gm=None, model: str | None = None, wei
     if x is None:
         gen = torch.Generator().manual_seed(seed)
         x = torch.randn((graph.batch, *graph.input_shape), generator=gen)
-    ref = gm(x) if reference is None else reference
+    against = "the whole model"
+    if reference is not None:
+        ref = reference
+    elif graph.spec.lower().endswith(".onnx"):  # the ONNX file itself, run by onnxruntime
+        from edgeslice.models.onnx import run_onnxruntime
+
+        ref, against = run_onnxruntime(graph.spec, x), "onnxruntime"
+    else:
+        ref = gm(x)
     out = run_program(program, graph, Kernels(graph, gm), x)
     max_abs = float((out - ref).abs().max())
     scale = float(ref.abs().max())
@@ -70,6 +78,7 @@ def check_plan(plan: Plan, *, graph=None, gm=None, model: str | None = None, wei
         "parts": sum(len(s.parts) for s in plan.segments),
         "max_abs_err": max_abs,
         "rel_err": rel,
+        "reference": against,
         "flops_model": graph.flops,
         "flops_program": program.flops,
         "halo_flops": program.flops - graph.flops,

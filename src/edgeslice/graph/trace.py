@@ -32,7 +32,7 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import TensorMetadata
 
-from edgeslice.errors import TraceError
+from edgeslice.errors import ModelError, TraceError
 from edgeslice.graph import reshape
 from edgeslice.graph.classify import SUPPORTED, classify  # noqa: F401 - SUPPORTED is part of this module's interface
 from edgeslice.graph.layer import INPUT, Layer, LayerGraph
@@ -71,6 +71,8 @@ def _graph_module(model: nn.Module, input_shape, batch: int, spec: str) -> fx.Gr
             return shaped_trace(model, x, fake)
     except TraceError as exc:
         raise TraceError(f"model {spec!r}: {exc}") from None
+    except ModelError:  # the model's own loader refused something (an ONNX node): its message names it
+        raise
     except ShapeFailure as exc:
         raise TraceError(f"model {spec!r} fails on input {shape} at layer {exc.node!r}: {exc.why}; "
                          "check --input (C x H x W, large enough for every pooling layer)") from None

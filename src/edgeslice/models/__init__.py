@@ -60,10 +60,21 @@ def zoo_names() -> list[str]:
     return list(_zoo())
 
 
+def _is_onnx(spec: str) -> bool:
+    return spec.lower().endswith(".onnx")
+
+
 def _resolve_factory(spec: str):
     zoo = _zoo()
     if spec in zoo:
         return zoo[spec].factory
+    if _is_onnx(spec):
+        if not Path(spec).is_file():
+            raise ModelError(f"ONNX file {spec!r} not found")
+        from edgeslice.models.onnx import load_onnx
+
+        load_onnx(spec)  # refused here, in one line, if it cannot be converted
+        return lambda: load_onnx(spec)
     if ":" not in spec:
         raise ModelError(
             f"unknown model {spec!r}: use one of {', '.join(zoo)} "
@@ -107,6 +118,8 @@ def normalize_spec(spec: str) -> str:
     >>> normalize_spec("vgg16")
     'vgg16'
     """
+    if _is_onnx(spec) and spec not in _zoo():
+        return str(Path(spec).resolve())
     if spec in _zoo() or ":" not in spec:
         return spec
     where, _, fname = spec.rpartition(":")
@@ -116,6 +129,8 @@ def normalize_spec(spec: str) -> str:
 
 
 def _model_file(spec: str) -> Path | None:
+    if _is_onnx(spec) and spec not in _zoo():
+        return Path(spec)
     if spec in _zoo() or ":" not in spec:
         return None
     where = spec.rpartition(":")[0]
@@ -151,10 +166,12 @@ def check_source(spec: str, recorded: str | None) -> None:
             raise ModelError(f"model file {str(_model_file(spec))!r} has changed since the plan was made (it was "
                              f"{recorded[:19]}..., it is {now[:19]}...); a plan runs that file's code, so re-plan with "
                              f"`edgeslice plan --model {spec}`")
-    if spec in _zoo() or ":" not in spec or spec in _ANNOUNCED:
+    if spec in _zoo() or (":" not in spec and not _is_onnx(spec)) or spec in _ANNOUNCED:
         return
     _ANNOUNCED.add(spec)
     path = _model_file(spec)
+    if _is_onnx(spec):
+        return  # an ONNX file holds no code: converted to torch ops, nothing of it is executed as Python
     what = f"model file {path.resolve()}" if path is not None else f"module {spec.rpartition(':')[0]}"
     print(f"edgeslice: note: the plan runs the code of {what} ({spec.rpartition(':')[2]})", file=sys.stderr, flush=True)
 
@@ -194,6 +211,11 @@ def model_info(spec: str) -> ModelInfo:
         e = zoo[spec]
         return ModelInfo(spec, tuple(e.input_shape), e.description)
     _resolve_factory(spec)
+    if _is_onnx(spec):
+        from edgeslice.models.onnx import load_onnx
+
+        shape = load_onnx(spec).input_shape
+        return ModelInfo(spec, tuple(shape) if shape else DEFAULT_INPUT, f"ONNX model {spec}")
     return ModelInfo(spec, DEFAULT_INPUT, f"user model {spec}")
 
 
@@ -213,6 +235,10 @@ def _randomize_bn(model: nn.Module) -> None:
 def load_model(spec: str, weights: str | None = None, *, meta: bool = False) -> nn.Module:
     """Build the model named by ``spec`` in eval mode (see the module docstring)."""
     factory = _resolve_factory(spec)
+    if _is_onnx(spec) and weights is not None:
+        raise ModelError(f"ONNX file {spec!r} holds its own weights; leave --weights out")
+    if _is_onnx(spec) and meta:
+        return factory().to("meta").eval()
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(0)
@@ -232,6 +258,8 @@ def load_model(spec: str, weights: str | None = None, *, meta: bool = False) -> 
     if not isinstance(model, nn.Module):
         raise ModelError(f"model factory {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
     if meta:
+        return model.eval()
+    if _is_onnx(spec):  # an ONNX file's weights and statistics are its own
         return model.eval()
     if weights is None:
         _randomize_bn(model)
