@@ -157,6 +157,8 @@ class Kernels:
             return self._unflatten(layer, region, x)
         if k == "upsample":
             return self._upsample(layer, region, tiles[0])
+        if k == "pad":
+            return self._pad(layer, region, x)
         raise ValueError(f"layer {layer.name!r}: no kernel for kind {k!r}")
 
     def _unflatten(self, layer: Layer, region, x: torch.Tensor) -> torch.Tensor:
@@ -166,6 +168,16 @@ class Kernels:
         idx = (torch.arange(c0, c1)[:, None, None] * (h * w) + torch.arange(h0, h1)[None, :, None] * w
                + torch.arange(w0, w1)[None, None, :]) - f0
         return x[:, idx.reshape(-1)].reshape(x.shape[0], c1 - c0, h1 - h0, w1 - w0)
+
+    def _pad(self, layer: Layer, region, x: torch.Tensor | None) -> torch.Tensor:
+        """Zeros of the step's box, with the tile (None: the box is all padding) where the input lies in it."""
+        left, _, top, _ = layer.attr("pads")
+        (c0, c1), (h0, h1), (w0, w1) = region
+        out = torch.zeros((self.graph.batch, c1 - c0, h1 - h0, w1 - w0), dtype=torch.float32)
+        if x is not None:
+            r, q = max(0, h0 - top) + top - h0, max(0, w0 - left) + left - w0
+            out[:, :, r : r + x.shape[2], q : q + x.shape[3]] = x
+        return out
 
     def _upsample(self, layer: Layer, region, x: torch.Tensor) -> torch.Tensor:
         """The model's own up-sampling on a zero map that holds the tile where it lies: torch's exact arithmetic.
@@ -204,7 +216,7 @@ class Kernels:
 
 # kinds whose layer is not the one fx node of the model (a reshape chain, a split's part) or whose
 # node reads a different tile: never run through the model's own op on whole inputs
-_OWN_KERNEL = frozenset({"flatten", "unflatten", "slice", "permute", "identity", "upsample"})
+_OWN_KERNEL = frozenset({"flatten", "unflatten", "slice", "permute", "identity", "upsample", "expand", "pad"})
 
 
 def step_inputs_of_region(layer: Layer, region):

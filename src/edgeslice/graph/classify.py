@@ -41,7 +41,7 @@ _BINARY_METHODS = {"add": "add", "mul": "mul", "sub": "sub", "div": "div"}
 SUPPORTED = (
     "Conv2d, Linear, MaxPool2d, AvgPool2d, AdaptiveAvg/MaxPool2d, BatchNorm, element-wise activations, "
     "Dropout/Identity, Flatten/view/reshape to (N, -1), channel permutations (shuffles), slicing/split/chunk, "
-    "Upsample/interpolate (nearest, bilinear), mean over H and W, expand, PixelUnshuffle, + - * /, torch.cat(dim=1)"
+    "Upsample/interpolate (nearest, bilinear), zero F.pad, mean over H and W, expand, PixelUnshuffle, + - * /, torch.cat(dim=1)"
 )
 
 
@@ -188,6 +188,8 @@ def classify(node: fx.Node, gm: fx.GraphModule, batch: int):
                       {"size": None, "scale_factor": None, "mode": "nearest", "align_corners": None, "recompute_scale_factor": None})
             return "upsample", target, tensor_args[:1], None, upsample_attrs(node, a["mode"], a["align_corners"],
                                                                              a["scale_factor"], a["recompute_scale_factor"])
+        if fn is F.pad:
+            return "pad", target, tensor_args[:1], None, (("pads", _zero_pads(node)),)
         if fn is torch.mean:
             return _mean(node, target, tensor_args, _args(node, ["input", "dim", "keepdim"], {"dim": None, "keepdim": False}))
         if fn is operator.getitem and tensor_args and isinstance(tensor_args[0].meta.get("tensor_meta"), TensorMetadata):
@@ -266,3 +268,13 @@ def slice_starts(node: fx.Node, src: fx.Node) -> tuple[int, ...]:
                              f"slices of the per-sample dimensions (the batch stays whole)")
         starts.append(lo)
     return tuple(starts[1:])
+
+
+def _zero_pads(node: fx.Node) -> tuple[int, int, int, int]:
+    """``(left, right, top, bottom)`` of ``F.pad(x, pads)`` with zeros on H and W; anything else is refused."""
+    a = _args(node, ["input", "pad", "mode", "value"], {"mode": "constant", "value": None})
+    pads = tuple(int(v) for v in a["pad"])
+    if a["mode"] != "constant" or a["value"] not in (None, 0, 0.0) or len(pads) not in (2, 4) or min(pads) < 0:
+        raise TraceError(f"layer {node.name!r}: F.pad{pads} mode={a['mode']!r} value={a['value']!r} cannot be cut; "
+                         f"edgeslice cuts zero padding of height and width (F.pad(x, [left, right, top, bottom]))")
+    return pads + (0,) * (4 - len(pads))

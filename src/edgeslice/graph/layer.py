@@ -43,6 +43,7 @@ SPATIAL_KINDS = frozenset(
         "upsample",  # nearest / bilinear: a bounded window of source rows and columns
         "expand",  # a broadcast of size-1 dimensions
         "mean",  # over H and W: reads the whole map (a global pool)
+        "pad",  # zeros around H and W (a U-Net matching its skip's size)
     }
 )
 

@@ -202,6 +202,13 @@ def backward(layer: Layer, out: Region) -> tuple[Region, tuple[Region | None, ..
     if k == "upsample":
         c, (h0, h1), (w0, w1) = out
         return out, ((c, upsample_span(layer, 0, h0, h1), upsample_span(layer, 1, w0, w1)),)
+    if k == "pad":  # the box shifted back by the padding, clipped to the map; None when it is all padding
+        left, _, top, _ = layer.attr("pads")
+        _, hin, win = layer.in_shapes[0]
+        c, (h0, h1), (w0, w1) = out
+        r = (max(0, h0 - top), min(hin, h1 - top))
+        q = (max(0, w0 - left), min(win, w1 - left))
+        return out, ((c, r, q) if r[0] < r[1] and q[0] < q[1] else None,)
     if k == "unflatten":  # (F,) -> (C, H, W) row-major: the flat hull of the box
         _, h, w = layer.out_shape
         (c0, c1), (h0, h1), (w0, w1) = out
@@ -281,6 +288,14 @@ def backward_boxes(layer: Layer, box: np.ndarray) -> tuple[np.ndarray, ...]:
             out[:, 0], out[:, 1] = 0, hin
         if k == "mean" or win == 1:
             out[:, 2], out[:, 3] = 0, win
+        return (out,)
+    if k == "pad":  # as backward; a box wholly in the padding reads an empty box
+        left, _, top, _ = layer.attr("pads")
+        _, hin, win = layer.in_shapes[0]
+        out = np.stack([np.clip(box[:, 0] - top, 0, hin), np.clip(box[:, 1] - top, 0, hin),
+                        np.clip(box[:, 2] - left, 0, win), np.clip(box[:, 3] - left, 0, win)], axis=1)
+        empty = (out[:, 0] >= out[:, 1]) | (out[:, 2] >= out[:, 3])
+        out[empty] = [0, 0, 0, 0]
         return (out,)
     if k == "upsample":
         from edgeslice.program.resample import axis_scale, spans
