@@ -54,3 +54,28 @@ def test_yolov2_says_its_sides_are_multiples_of_32(tmp_path, side, fix):
     msg = assert_user_error(_run(tmp_path, ["plan", "--model", "yolov2", "--input", f"3x{side}x{side}", "-o", "y.json"]),
                             "multiples of 32", f"got {side}x{side}", f"try --input {fix}")
     assert re.search(r"model 'yolov2'", msg)
+
+
+# ---- small lies: what a command says must be true ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local4_plan(tmp_path_factory):
+    work = tmp_path_factory.mktemp("lies")
+    r = _run(work, ["plan", "--model", "alexnet", "--input", "3x64x64", "--cluster", "local4", "--seed", "2", "-o", "p.json"])
+    assert r.returncode == 0, r
+    return work
+
+
+@pytest.mark.parametrize("args,needles", [
+    # used to exit 0, comparing only the planners it knew
+    (["compare", "--model", "alexnet", "--input", "3x64x64", "--planners", "foo,aofl"], ["unknown planner 'foo'", "available:"]),
+    # used to suggest `--cluster uniform2`, which is not a cluster
+    (["simulate", "p.json", "--cluster", "pi4x4"], ["not in cluster 'pi4x4'", "leave --cluster out"]),
+    # used to be found only after the distributed run
+    (["run", "p.json", "--cluster", "pi4x4"], ["not in cluster 'pi4x4'"]),
+])
+def test_small_lies_are_gone(local4_plan, args, needles):
+    msg = assert_user_error(_run(local4_plan, args), *needles)
+    assert "uniform" not in msg
+    assert not list(local4_plan.glob("edgeslice-run-*"))
