@@ -4,6 +4,8 @@ A *model spec* is one string, recorded verbatim in every plan so that later
 commands need only the plan file:
 
 - a zoo name: ``vgg16``, ``resnet50``, ... (see :data:`edgeslice.models.zoo.ZOO`);
+- a zoo name with integer arguments for its factory, ``<name>:k=v[,k=v]``:
+  ``resnet50_decoupled:g=2`` (``g`` is short for ``groups``), ``yolov2:num_classes=80``;
 - ``path/to/file.py:factory`` — a Python file and a function in it returning an ``nn.Module``;
 - ``package.module:factory`` — an importable module and a function in it.
 
@@ -25,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -64,10 +67,67 @@ def _is_onnx(spec: str) -> bool:
     return spec.lower().endswith(".onnx")
 
 
+# Short names of zoo factories' keyword arguments in a spec (``resnet50_decoupled:g=2``).
+_ALIASES = {"g": "groups"}
+
+
+def _zoo_params(name: str) -> dict[str, str]:
+    """The keys a spec may give zoo model ``name`` -> the factory argument each sets (its integer arguments)."""
+    sig = inspect.signature(_zoo()[name].factory)
+    args = [p.name for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and isinstance(p.default, int) and not isinstance(p.default, bool)]
+    return {**{k: v for k, v in _ALIASES.items() if v in args}, **{a: a for a in args}}
+
+
+def _zoo_call(spec: str) -> tuple[str, dict[str, int]] | None:
+    """``(zoo name, factory keyword arguments)`` of a ``<zoo name>:k=v[,k=v]`` spec; None for any other spec.
+
+    A spec whose part after the first ``:`` holds ``=`` is this form (a ``file.py:factory`` spec's factory
+    name cannot hold one); one that names no zoo model, or gives a key or value the factory does not take,
+    is refused in one line naming the spec and what is accepted.
+
+    >>> _zoo_call("resnet50_decoupled:g=2")
+    ('resnet50_decoupled', {'groups': 2})
+    >>> _zoo_call("vgg16") is None and _zoo_call("models/net.py:build") is None
+    True
+    """
+    name, sep, rest = spec.partition(":")
+    if not sep or "=" not in rest:
+        return None
+    zoo = _zoo()
+    if name not in zoo:
+        if ":" in rest:  # e.g. 'dir:x=1/net.py:build': a path, not parameters
+            return None
+        raise ModelError(f"model spec {spec!r}: only zoo models take 'k=v' parameters and {name!r} is not one "
+                         f"(zoo: {', '.join(zoo)}); a model file is 'path/to/file.py:factory'")
+    params = _zoo_params(name)
+    accepted = ", ".join(params) if params else "none"
+    kwargs: dict[str, int] = {}
+    for item in rest.split(","):
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or key not in params:
+            what = f"unknown parameter {key!r}" if eq else f"{item!r} is not 'k=v'"
+            raise ModelError(f"model spec {spec!r}: {what}; {name} accepts {accepted}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ModelError(f"model spec {spec!r}: {key}={value!r} is not an integer; {name} accepts "
+                             f"{accepted}, each an integer") from None
+        if params[key] in kwargs:
+            raise ModelError(f"model spec {spec!r} gives {params[key]!r} twice")
+        kwargs[params[key]] = number
+    return name, kwargs
+
+
 def _resolve_factory(spec: str):
     zoo = _zoo()
     if spec in zoo:
         return zoo[spec].factory
+    call = _zoo_call(spec)
+    if call is not None:
+        name, kwargs = call
+        return functools.partial(zoo[name].factory, **kwargs)
     if _is_onnx(spec):
         if not Path(spec).is_file():
             raise ModelError(f"ONNX file {spec!r} not found")
@@ -115,12 +175,12 @@ def _resolve_factory(spec: str):
 def normalize_spec(spec: str) -> str:
     """``spec`` as a plan should record it: a model file's path made absolute, so the plan works from any folder.
 
-    >>> normalize_spec("vgg16")
-    'vgg16'
+    >>> normalize_spec("vgg16"), normalize_spec("resnet50_decoupled:g=2")
+    ('vgg16', 'resnet50_decoupled:g=2')
     """
     if _is_onnx(spec) and spec not in _zoo():
         return str(Path(spec).resolve())
-    if spec in _zoo() or ":" not in spec:
+    if spec in _zoo() or ":" not in spec or _zoo_call(spec) is not None:
         return spec
     where, _, fname = spec.rpartition(":")
     if where.endswith(".py") or "/" in where or Path(where).exists():
@@ -131,7 +191,7 @@ def normalize_spec(spec: str) -> str:
 def _model_file(spec: str) -> Path | None:
     if _is_onnx(spec) and spec not in _zoo():
         return Path(spec)
-    if spec in _zoo() or ":" not in spec:
+    if spec in _zoo() or ":" not in spec or _zoo_call(spec) is not None:
         return None
     where = spec.rpartition(":")[0]
     return Path(where) if (where.endswith(".py") or "/" in where or Path(where).exists()) else None
@@ -167,6 +227,8 @@ def check_source(spec: str, recorded: str | None) -> None:
                              f"{recorded[:19]}..., it is {now[:19]}...); a plan runs that file's code, so re-plan with "
                              f"`edgeslice plan --model {spec}`")
     if spec in _zoo() or (":" not in spec and not _is_onnx(spec)) or spec in _ANNOUNCED:
+        return
+    if _zoo_call(spec) is not None:  # a zoo model with parameters: our code too
         return
     _ANNOUNCED.add(spec)
     path = _model_file(spec)
@@ -210,6 +272,11 @@ def model_info(spec: str) -> ModelInfo:
     if spec in zoo:
         e = zoo[spec]
         return ModelInfo(spec, tuple(e.input_shape), e.description)
+    call = _zoo_call(spec)
+    if call is not None:
+        e = zoo[call[0]]
+        args = ", ".join(f"{k}={v}" for k, v in call[1].items())
+        return ModelInfo(spec, tuple(e.input_shape), f"{e.description} ({args})")
     _resolve_factory(spec)
     if _is_onnx(spec):
         from edgeslice.models.onnx import load_onnx

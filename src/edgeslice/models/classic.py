@@ -21,8 +21,13 @@ _VGG16_CFG: tuple[int | str, ...] = (
 
 
 class VGG(nn.Module):
+    """VGG from a configuration: conv widths and ``"M"`` pools; with ``batch_norm`` each conv is conv, BN, ReLU.
+
+    The classifier takes the last conv's channels times 7x7 (25088 for the configurations of the paper).
+    """
+
     def __init__(self, cfg: tuple[int | str, ...], num_classes: int = 1000,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, batch_norm: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         in_ch = 3
@@ -32,12 +37,14 @@ class VGG(nn.Module):
             else:
                 assert isinstance(v, int)
                 layers.append(nn.Conv2d(in_ch, v, kernel_size=3, padding=1))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(v))
                 layers.append(nn.ReLU())
                 in_ch = v
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096),
+            nn.Linear(in_ch * 7 * 7, 4096),
             nn.ReLU(),
             nn.Dropout(p=dropout),
             nn.Linear(4096, 4096),
@@ -50,6 +57,9 @@ class VGG(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)

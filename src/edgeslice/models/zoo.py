@@ -30,7 +30,9 @@ short name to a :class:`ZooEntry` holding the factory and the default input
 shape.  The architectures live one family per module: :mod:`.classic` (VGG-16,
 AlexNet), :mod:`.resnet`, :mod:`.mobilenet`, :mod:`.shufflenet` (ShuffleNetV2),
 :mod:`.googlenet`, :mod:`.yolo` (YOLOv2, YOLOv3-tiny), :mod:`.unet` (small
-U-Net).
+U-Net), and :mod:`.decoupled` (DeCNN's decoupled ResNets and VGG: group
+convolutions and channel shuffles, built from the wide originals by one
+function, with ``groups`` chosen in the spec, ``resnet50_decoupled:g=2``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ from typing import Callable
 from torch import nn
 
 from edgeslice.models.classic import alexnet, vgg16
+from edgeslice.models.decoupled import (
+    resnet18_decoupled,
+    resnet50_decoupled,
+    resnet50_decoupled_x175,
+    vgg16_bn_decoupled,
+)
 from edgeslice.models.googlenet import googlenet
 from edgeslice.models.mobilenet import mobilenet_v2
 from edgeslice.models.resnet import resnet18, resnet50
@@ -61,6 +69,10 @@ __all__ = [
     "shufflenet_v2",
     "yolov3_tiny",
     "unet_small",
+    "resnet50_decoupled",
+    "resnet50_decoupled_x175",
+    "resnet18_decoupled",
+    "vgg16_bn_decoupled",
 ]
 
 
@@ -111,6 +123,14 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry("unet_small", unet_small, (3, 128, 128),
                  "U-Net (Ronneberger et al. 2015), width 16, depth 4, bilinear upsampling and skip concats",
                  side=16),
+        ZooEntry("resnet50_decoupled", resnet50_decoupled, (3, 224, 224),
+                 "DeCNN ResNet-50 x1.5 (Du et al. 2021), bottleneck convs in g groups (default 4), 3 shuffles"),
+        ZooEntry("resnet50_decoupled_x175", resnet50_decoupled_x175, (3, 224, 224),
+                 "DeCNN ResNet-50 x1.75 (Du et al. 2021), bottleneck convs in g groups (default 4), 3 shuffles"),
+        ZooEntry("resnet18_decoupled", resnet18_decoupled, (3, 224, 224),
+                 "DeCNN-style ResNet-18 x1.5, BasicBlock convs in g groups (default 4), 3 channel shuffles"),
+        ZooEntry("vgg16_bn_decoupled", vgg16_bn_decoupled, (3, 224, 224),
+                 "DeCNN VGG-16-BN x1.75 (Du et al. 2021), 3x3 convs in g groups (default 4), 2 channel shuffles"),
     )
 }
 
@@ -123,7 +143,8 @@ def check_input(name: str, input_shape) -> None:
     ...
     edgeslice.errors.TraceError: model 'yolov2' needs height and width that are multiples of 32, got 400x400; try --input 3x416x416
     """
-    e = ZOO.get(name)
+    base, _, rest = name.partition(":")
+    e = ZOO.get(base if "=" in rest else name)  # a zoo model with parameters: 'yolov2:num_classes=80'
     if e is None or e.side == 1 or len(input_shape) != 3:
         return
     c, h, w = input_shape

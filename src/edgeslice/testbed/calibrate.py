@@ -37,7 +37,9 @@ from edgeslice.testbed.net import Testbed, digest
 
 
 def default_dir(cluster: Cluster, spec: str, input_shape, batch: int) -> Path:
-    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(spec).stem.split(":")[-1])
+    # file.py:factory -> factory; resnet50_decoupled:g=2 -> resnet50_decoupled_g_2 (its options are part of the model)
+    name = spec if "=" in spec.partition(":")[2] else Path(spec).stem.split(":")[-1]
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
     shape = "x".join(str(v) for v in input_shape)
     return Path(".edgeslice") / "testbed" / f"{cluster.name}-{stem}-{shape}-b{batch}"
 
