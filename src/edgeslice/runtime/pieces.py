@@ -35,6 +35,7 @@ from edgeslice.graph.layer import LayerGraph
 from edgeslice.program.memory import channel_hulls
 from edgeslice.program.program import Program
 
+
 class MissingWeights(ModelError):
     """The weights file lacks tensors the device keeps (e.g. non-persistent buffers): build the model whole instead."""
 

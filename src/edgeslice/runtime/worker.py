@@ -208,7 +208,7 @@ def run_worker(args) -> dict:
             tile, reg = store[task_id][x.tensor]
             buf = tile[slices(reg, x.region)].contiguous()
             start = now()  # before isend: the receiver may be done before isend returns
-            pending_sends.append((dist.isend(buf, rank_of[x.dst], tag=req * ntr + tag_of[x.id]), buf))
+            pending_sends.append((dist.isend(buf, rank_of[x.dst], tag=req * ntr + tag_of[x.id]), buf, req))
             events.append({"req": req, "task": x.id, "kind": "send", "start": start, "nbytes": x.nbytes})
             bytes_sent += x.nbytes
 
@@ -278,11 +278,17 @@ def run_worker(args) -> dict:
             np.save(out / f"output-{req}.npy", y.numpy(), allow_pickle=False)
             if plan.sink != plan.source and req + args.inflight < args.requests:
                 pending_sends.append((dist.isend(torch.tensor([req], dtype=torch.int64), rank_of[plan.source],
-                                                 tag=DONE_TAG + req), None))
+                                                 tag=DONE_TAG + req), None, req))
         # receives this device posted but never needed cannot exist (the Program only sends what is read)
-        pending_sends = [(w, b) for w, b in pending_sends if not w.is_completed()]
+        # a gloo send's is_completed() stays False until wait() is called, so wait for the sends of requests
+        # `inflight` or more back (their receivers have posted the receives, a device waits only on one behind
+        # it: no new deadlock) and keep the rest; else every sent buffer is held to the end of the run
+        old = [p for p in pending_sends if p[2] <= req - max(1, args.inflight)]
+        for w, _, _ in old:
+            w.wait()
+        pending_sends = [p for p in pending_sends if p[2] > req - max(1, args.inflight)]
     status.set("finishing")
-    for w, _ in pending_sends:
+    for w, _, _ in pending_sends:
         w.wait()
     dist.barrier()
     dist.destroy_process_group()
