@@ -96,10 +96,13 @@ class _Status:
 
     def __init__(self, path: Path | None):
         self.path = path
+        self.tmp = None if path is None else path.with_name(path.name + ".tmp")
 
     def set(self, text: str) -> None:
+        # written aside, then renamed: a reader (or a SIGKILL mid-write) never leaves an empty status
         if self.path is not None:
-            self.path.write_text(text)
+            self.tmp.write_text(text)
+            os.replace(self.tmp, self.path)
 
 
 def _where() -> dict:
