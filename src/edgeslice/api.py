@@ -311,9 +311,11 @@ def run(plan: "Plan | str | os.PathLike", *, cluster: "str | os.PathLike | None"
 
     >>> import edgeslice
     >>> p = edgeslice.plan("alexnet", planner="random", input_shape=(3, 64, 64), devices=2, seed=0)
+    >>> import shutil
     >>> r = edgeslice.run(p, timeout=60)
     >>> r["ok"], r["devices"]
     (True, ['d0', 'd1'])
+    >>> shutil.rmtree(r.outdir)  # the run's temporary folder is the caller's to keep or remove
     """
     from edgeslice.cluster.model import Cluster
     from edgeslice.plan.plan import Plan
