@@ -224,17 +224,22 @@ def test_new_kinds_under_random_cuts(model, batch):
     m = model().eval()
     # (the SE block as written pools with a square window: out.size(2) by out.size(2))
     shape = (6, 9, 11) if isinstance(m, _Fn) else (3, 12, 12) if isinstance(m, _SE) else (3, 13, 10)
+    assert {"spatial", "channel"} <= _random_cuts_reproduce(m, shape, batch)[1]
+
+
+def _random_cuts_reproduce(m: nn.Module, shape, batch: int, plans: int = 20):
+    """Trace ``m``; ``plans`` random plans must each reproduce it; return (graph, the cut kinds drawn)."""
     g, gm = trace_module(m, shape, batch=batch)
     x = torch.randn(batch, *shape)
     with torch.no_grad():
         ref = m(x)
     cuts = set()
-    for seed in range(20):
+    for seed in range(plans):
         plan = make_plan("random", g, devices=2 + seed % 3, seed=seed)
         cuts |= {s.cut for s in plan.segments}
         res = check_plan(plan, graph=g, gm=gm, x=x, reference=ref)
         assert res["rel_err"] <= 1e-5, (seed, res["rel_err"], [s.cut for s in plan.segments])
-    assert {"spatial", "channel"} <= cuts
+    return g, cuts
 
 
 @pytest.mark.parametrize("pads", [(1, 2, 0, 3), (0, 0, 2, 2), (3, 0, 0, 0), (2, 1)])
@@ -262,14 +267,6 @@ class _UNetPad(nn.Module):
 def test_a_unet_that_pads_to_its_skip_under_random_cuts(batch):
     torch.manual_seed(0)
     m = _UNetPad().eval()
-    g, gm = trace_module(m, (3, 13, 11), batch=batch)
+    g, cuts = _random_cuts_reproduce(m, (3, 13, 11), batch)
     assert "pad" in {l.kind for l in g.layers}
-    x = torch.randn(batch, 3, 13, 11)
-    with torch.no_grad():
-        ref = m(x)
-    cuts = set()
-    for seed in range(20):
-        plan = make_plan("random", g, devices=2 + seed % 3, seed=seed)
-        cuts |= {s.cut for s in plan.segments}
-        assert check_plan(plan, graph=g, gm=gm, x=x, reference=ref)["rel_err"] <= 1e-5, seed
     assert {"spatial", "channel"} <= cuts

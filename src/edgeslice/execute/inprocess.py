@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from edgeslice.errors import LoweringError
-from edgeslice.execute.kernels import Kernels, step_inputs
+from edgeslice.execute.kernels import OWN_KERNEL, Kernels, step_inputs
 from edgeslice.graph.layer import LayerGraph
 from edgeslice.program.program import ComputeTask, InputTask, Need, OutputTask, Program, TransferTask
 from edgeslice.program.regions import slices
@@ -92,8 +92,8 @@ def run_compute(task: ComputeTask, graph: LayerGraph, kernels: Kernels, inputs: 
     drops = _drops(task, graph)
     for step, dead in zip(task.steps, drops):
         layer = graph.layer(step.layer)
-        # a slice reads part of its input even when it computes its whole output: it always gets its own tile
-        whole = step.inputs is None and step.region == kernels._full(layer) and layer.kind != "slice"
+        # only a layer the model's own op computes takes its whole input as it is (a slice, say, reads part of it)
+        whole = step.inputs is None and step.region == kernels._full(layer) and layer.kind not in OWN_KERNEL
         tiles = []
         for src, r, shp in zip(layer.inputs, step_inputs(layer, step), layer.in_shapes):
             if r is None:

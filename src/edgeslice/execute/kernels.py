@@ -83,7 +83,7 @@ class Kernels:
         k = layer.kind
         region = step.region
         x = tiles[0]
-        if (step.inputs is None and k not in _OWN_KERNEL and layer.target not in self.offsets
+        if (step.inputs is None and k not in OWN_KERNEL and layer.target not in self.offsets
                 and region == self._full(layer)
                 and all(t is not None and tuple(t.shape[1:]) == shp for t, shp in zip(tiles, layer.in_shapes))):
             # the whole layer on its whole inputs: run the model's own op (no padding copies; bitwise the model)
@@ -156,7 +156,7 @@ class Kernels:
         if k == "unflatten":
             return self._unflatten(layer, region, x)
         if k == "upsample":
-            return self._upsample(layer, region, tiles[0])
+            return self._upsample(layer, step, tiles[0])
         if k == "pad":
             return self._pad(layer, region, x)
         raise ValueError(f"layer {layer.name!r}: no kernel for kind {k!r}")
@@ -179,15 +179,15 @@ class Kernels:
             out[:, :, r : r + x.shape[2], q : q + x.shape[3]] = x
         return out
 
-    def _upsample(self, layer: Layer, region, x: torch.Tensor) -> torch.Tensor:
+    def _upsample(self, layer: Layer, step: Step, x: torch.Tensor) -> torch.Tensor:
         """The model's own up-sampling on a zero map that holds the tile where it lies: torch's exact arithmetic.
 
         Output rows read only the source rows the tile holds (:mod:`edgeslice.program.resample`), so the zeros
         around it are never weighted; the cost is a whole-map buffer for the tile's channels.
         """
         _, hin, win = layer.in_shapes[0]
-        _, (h0, h1), (w0, w1) = region
-        (r0, _), (q0, _) = step_inputs_of_region(layer, region)
+        _, (h0, h1), (w0, w1) = step.region
+        (r0, _), (q0, _) = step_inputs(layer, step)[0][1:]  # where the tile starts: the rows and columns it holds
         buf = x.new_zeros((x.shape[0], x.shape[1], hin, win))
         buf[:, :, r0 : r0 + x.shape[2], q0 : q0 + x.shape[3]] = x
         return self._call_node(layer, [buf])[:, :, h0:h1, w0:w1]
@@ -216,13 +216,7 @@ class Kernels:
 
 # kinds whose layer is not the one fx node of the model (a reshape chain, a split's part) or whose
 # node reads a different tile: never run through the model's own op on whole inputs
-_OWN_KERNEL = frozenset({"flatten", "unflatten", "slice", "permute", "identity", "upsample", "expand", "pad"})
-
-
-def step_inputs_of_region(layer: Layer, region):
-    """Where (row, column) the tile an up-sampling step reads starts."""
-    _, ins = backward(layer, region)
-    return ins[0][1], ins[0][2]
+OWN_KERNEL = frozenset({"flatten", "unflatten", "slice", "permute", "identity", "upsample", "expand", "pad"})
 
 
 _STEP_INPUTS: dict = {}
