@@ -12,7 +12,7 @@ or sockets, or hang when a device dies.  This streams requests through ``edgesli
    model; the largest relative error is printed;
 4. memory flat: a thread samples each worker's ``VmRSS``; skipping samples before its first request and
    the first 20 % of the rest, the ``numpy.polyfit`` slope in MB per 1,000 requests and MB/min.  Judged
-   net of the worker's event list (held for its report by design; its size is measured from the report),
+   raw (a worker streams its events to ``events-<rank>.jsonl`` and holds none in memory),
    one-sided (RSS going down is no leak), on streams of >= ``--judge-min-requests`` (1,000) only: over a
    few hundred VGG-16 requests the allocator keeps RSS rising for ~100, then in a band of +-10-20 MB,
    so a short stream's slope is noise (printed, not judged);
@@ -53,6 +53,7 @@ from rich.table import Table
 
 from edgeslice.errors import EdgesliceError
 from edgeslice.runtime.launch import collect, launch
+from edgeslice.runtime.worker import read_events
 
 con = Console(stderr=True, width=150)  # progress on stderr; the summary on stdout
 out = Console(width=150)
@@ -173,29 +174,17 @@ def trend(samples: list[tuple]) -> dict:
 # ------------------------------------------------------------------ one stream
 
 
-def event_log_kb(outdir: Path, rank: int, requests: int) -> float:
-    """KB per request that a worker's in-memory event list (kept for its report, by design) grows by.
-
-    Rebuilt from the report as the worker holds it (task and kind strings shared, numbers fresh) and measured
-    with tracemalloc; the memory slope is judged net of this.
-    """
-    import tracemalloc
-
-    events = json.loads((outdir / f"report-{rank}.json").read_text())["events"]
-    tracemalloc.start()
-    held = [{k: sys.intern(v) if isinstance(v, str) else v for k, v in e.items()} for e in events]
-    size = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    del held
-    return size / 1e3 / requests
-
-
 def exactly_once(plan_path: Path, outdir: Path, requests: int) -> list[str]:
     """Problems with the outputs and the workers' events: each expected (request, task) exactly once."""
     from edgeslice.execute.check import load_for_plan
     from edgeslice.plan.plan import Plan
     from edgeslice.program.lower import lower
-    from edgeslice.program.program import ComputeTask, InputTask, OutputTask, TransferTask
+    from edgeslice.program.program import (
+        ComputeTask,
+        InputTask,
+        OutputTask,
+        TransferTask,
+    )
 
     problems = []
     got = sorted(int(m.group(1)) for f in os.listdir(outdir) if (m := re.fullmatch(r"output-(\d+)\.npy", f)))
@@ -214,7 +203,7 @@ def exactly_once(plan_path: Path, outdir: Path, requests: int) -> list[str]:
             want |= {("recv", t.id)} if isinstance(t, TransferTask) and t.dst == d else set()
             want |= {("input", t.id)} if isinstance(t, InputTask) and d == plan.source else set()
             want |= {("output", t.id)} if isinstance(t, OutputTask) and d == plan.sink else set()
-        events = json.loads((outdir / f"report-{rank}.json").read_text())["events"]
+        events = read_events(outdir, json.loads((outdir / f"report-{rank}.json").read_text()))
         seen = Counter((e["req"], e["kind"], e["task"]) for e in events)
         expected = Counter((r, k, t) for r in range(requests) for k, t in want)
         if seen != expected:
@@ -241,13 +230,8 @@ def stream(label: str, plan_path: Path, requests: int, inflight: int, timeout: f
     res = collect(str(plan_path), outdir, requests=requests)
     check_s = time.monotonic() - t1
     problems = exactly_once(plan_path, outdir, requests)
-    log_kb = {d: event_log_kb(outdir, r, requests) for r, d in enumerate(sampler.samples)}
     shutil.rmtree(outdir)
     workers = {d: trend(s) for d, s in sampler.samples.items()}
-    for d, w in workers.items():
-        w["event_log_mb_per_1k"] = log_kb[d]  # KB per request = MB per 1,000 requests
-        if "kept" in w:
-            w["net_mb_per_1k_req"] = w["mb_per_1k_req"] - log_kb[d]
     return {"label": label, "requests": requests, "inflight": inflight, "run_s": run_s, "check_s": check_s,
             "throughput_rps": res["throughput_rps"], "latency_ms": res["latency_s"] * 1e3,
             "rel_err": res["rel_err"], "max_abs_err": res["max_abs_err"], "verified": res["ok"], "problems": problems,
@@ -335,17 +319,16 @@ def show_stream(r: dict, max_slope: float, judge_min: int) -> None:
     t = Table(title=f"{r['label']}: {r['requests']} requests, {r['inflight']} in flight — run {r['run_s']:.0f} s, "
                     f"{r['throughput_rps']:.2f} req/s, median latency {r['latency_ms']:.0f} ms, max rel err {r['rel_err']:.1e}"
                     + ("" if judged else f" (slope not judged: under {judge_min} requests)"))
-    for c in ("device", "samples (kept)", "RSS first → last MB", "max MB", "MB / 1k req", "event log", "net", "MB / min",
+    for c in ("device", "samples (kept)", "RSS first → last MB", "max MB", "MB / 1k req", "MB / min",
               "fds first → last (max)", "TCP first → last (max)"):
         t.add_column(c, justify="left" if c == "device" else "right")
     for d, w in r["workers"].items():
         if "kept" not in w:
-            t.add_row(d, f"{w['samples']} (too few streaming)", *[""] * 8)
+            t.add_row(d, f"{w['samples']} (too few streaming)", *[""] * 6)
             continue
-        net = f"{w['net_mb_per_1k_req']:+.2f}"
+        slope = f"{w['mb_per_1k_req']:+.2f}"
         t.add_row(d, f"{w['samples']} ({w['kept']})", f"{w['rss_first']:.1f} → {w['rss_last']:.1f}", f"{w['rss_max']:.1f}",
-                  f"{w['mb_per_1k_req']:+.2f}", f"{w['event_log_mb_per_1k']:.2f}",
-                  f"[red]{net}[/]" if judged and w["net_mb_per_1k_req"] > max_slope else net, f"{w['mb_per_min']:+.2f}",
+                  f"[red]{slope}[/]" if judged and w["mb_per_1k_req"] > max_slope else slope, f"{w['mb_per_min']:+.2f}",
                   f"{w['fds_first']} → {w['fds_last']} ({w['fds_max']})", f"{w['tcp_first']} → {w['tcp_last']} ({w['tcp_max']})")
     out.print(t)
     for p in r["problems"]:
@@ -360,8 +343,8 @@ def verdicts(streams: list[dict], kills: list[dict], max_slope: float, judge_min
     return {
         "no request lost or duplicated": all(not r["problems"] for r in streams),
         "every output verified (rel err <= 1e-5)": all(r["verified"] for r in streams),
-        f"memory flat (slope - event log <= {max_slope:g} MB / 1k requests, streams of >= {judge_min})": measured
-        and bool(long) and all(w["net_mb_per_1k_req"] <= max_slope for w in long),
+        f"memory flat (slope <= {max_slope:g} MB / 1k requests, streams of >= {judge_min})": measured
+        and bool(long) and all(w["mb_per_1k_req"] <= max_slope for w in long),
         f"no fd leak (last <= first + {fd_slack}; launcher too)": measured and all(w["fds_last"] <= w["fds_first"] + fd_slack for w in ws)
         and own_fds[1] <= own_fds[0] + fd_slack,
         "no TCP socket leak (last <= first)": measured and all(w["tcp_last"] <= w["tcp_first"] for w in ws),

@@ -149,7 +149,7 @@ def _require_memory(plan, plan_path: str) -> None:
 
 
 RUN_MARK = ".edgeslice-run"  # in a folder edgeslice made for runs: only then does it clear old run files there
-_RUN_FILES = ("status-", "report-", "output-", "worker-", "pids.json")
+_RUN_FILES = ("status-", "report-", "events-", "output-", "worker-", "pids.json")
 
 
 def _run_folder(out: str | None) -> Path:
@@ -312,7 +312,7 @@ def collect(plan_path: str, outdir: Path, *, cluster: str | None = None, request
     from edgeslice.plan.validate import plan_cluster
     from edgeslice.program.lower import lower
     from edgeslice.program.memory import resident
-    from edgeslice.runtime.worker import request_input
+    from edgeslice.runtime.worker import read_events, request_input
     from edgeslice.sim.simulate import simulate
 
     plan = Plan.load(plan_path)
@@ -320,6 +320,8 @@ def collect(plan_path: str, outdir: Path, *, cluster: str | None = None, request
     program = lower(plan, graph)
     cl = plan_cluster(plan, cluster)
     reports = [json.loads((outdir / f"report-{r}.json").read_text()) for r in range(len(plan.devices))]
+    for r in reports:
+        r["events"] = read_events(outdir, r)
     max_abs, rel = 0.0, 0.0
     with torch.no_grad():
         for req in range(requests):

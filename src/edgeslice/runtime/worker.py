@@ -196,7 +196,10 @@ def run_worker(args) -> dict:
     inp = next(t for t in program.tasks if isinstance(t, InputTask))
     outp = next(t for t in program.tasks if isinstance(t, OutputTask))
     batch = program.batch
+    # each request's events go to events-<rank>.jsonl as soon as it finishes, so a long run's
+    # memory does not grow with the number of requests (collect() reads the file back)
     events: list[dict] = []
+    event_log = open(out / f"events-{rank}.jsonl", "w", encoding="utf-8")
     pending_sends: list = []
     bytes_sent = bytes_recv = 0
     done_reqs = 0  # at the source: requests the sink reported finished
@@ -290,13 +293,16 @@ def run_worker(args) -> dict:
         for w, _, _ in old:
             w.wait()
         pending_sends = [p for p in pending_sends if p[2] > req - max(1, args.inflight)]
+        _flush_events(event_log, events)
     status.set("finishing")
     for w, _, _ in pending_sends:
         w.wait()
     dist.barrier()
     dist.destroy_process_group()
+    _flush_events(event_log, events)  # the sends' events of the last requests
+    event_log.close()
     report = {
-        "device": device, "rank": rank, "threads": threads, "events": events,
+        "device": device, "rank": rank, "threads": threads, "events_file": event_log.name.rsplit("/", 1)[-1],
         "bytes_sent": bytes_sent, "bytes_received": bytes_recv,
         "peak_mem_mb": _peak_mb(), "resident_mem_mb": _rss_mb(), "weights_mb": weights_mb,
         "loaded_peak_mem_mb": loaded_peak_mb,
@@ -307,6 +313,22 @@ def run_worker(args) -> dict:
     (out / f"report-{rank}.json").write_text(json.dumps(report))
     status.set("done")
     return report
+
+
+def _flush_events(log, events: list[dict]) -> None:
+    """Append ``events`` to the open event log, one JSON object a line, and empty the list."""
+    if events:
+        log.write("".join(json.dumps(e) + "\n" for e in events))
+        log.flush()
+        events.clear()
+
+
+def read_events(outdir: Path, report: dict) -> list[dict]:
+    """A worker's events: from its event log (``events-<rank>.jsonl``), or inline in an older report."""
+    if "events" in report:
+        return report["events"]
+    with open(Path(outdir) / report["events_file"], encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
