@@ -30,6 +30,7 @@ DEFAULTS = {
     "ftp": {"n": None, "m": None, "layers": None},
     "modnn": {},
     "aofl": {"max_block": 8},
+    "decnn": {"groups": None, "stem": "auto"},
     "nfl": {},
     "fl-bf": {"limit": 2e6, "max_block": 12, "layouts": STANDARD},
     "fl-dpls": {"max_block": 12, "layouts": STANDARD, "polish": 1200},

@@ -32,6 +32,11 @@ def step_fraction(layer: Layer, region, inputs) -> float:
     return f
 
 
+def reduce_elements(need, batch: int) -> int:
+    """Additions a partial-sum need takes: one per element of each piece after the first."""
+    return (len(need.pieces) - 1) * volume(need.region) * batch if need.reduce else 0
+
+
 class CostModel:
     """Base class: subclasses implement :meth:`layer_time`; the rest derives from it."""
 
@@ -57,7 +62,19 @@ class CostModel:
         return t
 
     def task_time(self, graph: LayerGraph, task, device: Device) -> float:
-        return self.task_overhead_s + self.steps_time(graph, task.steps, device)
+        """Its steps, the per-task overhead, and adding up the partial sums it reads (:meth:`reduce_time`)."""
+        t = self.task_overhead_s + self.steps_time(graph, task.steps, device)
+        for need in getattr(task, "needs", ()):
+            if need.reduce:
+                t += self.reduce_time(reduce_elements(need, graph.batch), device)
+        return t
+
+    def reduce_time(self, elements: int, device: Device) -> float:
+        """Adding ``elements`` numbers into a sum (an input-partitioned Linear layer's partial sums):
+        one operation each at the device's rate."""
+        if not elements:
+            return 0.0
+        return elements / (device.gflops * 1e9 * max(1e-3, 1.0 - device.cpu_load))
 
     @staticmethod
     def transfer_time(nbytes: int, link: Link, start: float = 0.0, trace: tuple[tuple[float, float], ...] = ()) -> tuple[float, float]:
@@ -119,6 +136,9 @@ class ClusterCost:
 
     def task_time(self, graph: LayerGraph, task, device: Device) -> float:
         return self.model_for(device).task_time(graph, task, device)
+
+    def reduce_time(self, elements: int, device: Device) -> float:
+        return self.model_for(device).reduce_time(elements, device)
 
     def transfer(self, nbytes: int, src: str, dst: str, start: float = 0.0) -> tuple[float, float]:
         return CostModel.transfer_time(nbytes, self.cluster.link(src, dst), start, self.cluster.bandwidth_trace)

@@ -108,6 +108,50 @@ def _analyse_part(graph, first, last, requests, partial, envelope):
     return steps, ext
 
 
+def exact_needs(graph: LayerGraph, steps: tuple[Step, ...], tensor: str) -> tuple[R.Region, ...] | None:
+    """The disjoint boxes of external ``tensor`` that a part's ``steps`` really read, where that is
+    less than the hull :func:`analyse_part` gives; None where the hull is what is read.
+
+    Only layers with an exact-read rule (:func:`edgeslice.program.regions.exact_reads`: a channel
+    shuffle) narrow it, and only when every step reading ``tensor`` has one: the lowering then
+    moves just these boxes (DeCNN's all-to-all exchange at a shuffle carries, from each peer, the
+    channels of one group that the permutation sends here, not the whole map).
+    """
+    key = ("exact", steps, tensor)
+    hit = graph.memo.get(key, False)
+    if hit is not False:
+        return hit
+    boxes: list[R.Region] = []
+    for s in steps:
+        lay = graph.layer(s.layer)
+        if tensor not in lay.inputs:
+            continue
+        ex = R.exact_reads(lay, s.region) if s.inputs is None else None
+        if ex is None:
+            boxes = []
+            break
+        boxes.extend(ex)
+    out = None
+    if boxes:
+        merged = _disjoint(boxes)
+        out = merged if len(merged) > 1 else None
+    graph.memo[key] = out
+    return out
+
+
+def _disjoint(boxes: list[R.Region]) -> tuple[R.Region, ...]:
+    """Boxes that differ only in their channel range, merged into disjoint channel runs (else the hull)."""
+    rest = {b[1:] for b in boxes}
+    if len(rest) != 1:
+        h = None
+        for b in boxes:
+            h = R.hull(h, b)
+        return (h,)
+    (tail,) = rest
+    chans = [c for b in boxes for c in range(*b[0])]
+    return tuple((r,) + tail for r in R.channel_runs(chans))
+
+
 def step_flops(graph: LayerGraph, steps: tuple[Step, ...]) -> int:
     key = ("flops", steps)
     f = graph.memo.get(key)
@@ -123,11 +167,19 @@ class _Lowering:
         self.producers: dict[str, list[tuple[str, str, R.Region, bool]]] = {}
         self.xfer_cache: dict[tuple, str] = {}
 
-    def resolve(self, tensor: str, region: R.Region, device: str, who: str) -> Need:
+    def resolve(self, tensor: str, region: R.Region, device: str, who: str,
+                exact: tuple[R.Region, ...] | None = None) -> Need:
+        """Match a need against the producers of ``tensor``: one piece per non-empty intersection.
+
+        With ``exact`` (disjoint boxes inside ``region``, see :func:`exact_needs`) only those are
+        matched: the rest of ``region`` is never read and never moved.
+        """
         pieces, partial, covered = [], False, 0
         unit = self.graph.batch * self.graph.itemsize
-        for tid, pdev, preg, is_partial in self.producers.get(tensor, ()):
-            inter = R.intersect(region, preg)
+        producers = self.producers.get(tensor, ())
+        wanted = exact if exact is not None and not any(p[3] for p in producers) else (region,)
+        for (tid, pdev, preg, is_partial), box in ((p, b) for p in producers for b in wanted):
+            inter = R.intersect(box, preg)
             if inter is None:
                 continue
             partial |= is_partial
@@ -143,10 +195,11 @@ class _Lowering:
                 self.xfer_cache[key] = xid
                 self.tasks.append(TransferTask(xid, pdev, device, tensor, inter, tid, vol * unit))
             pieces.append(Piece(xid, inter))
-        ok = all(p.region == region for p in pieces) if partial else covered == R.volume(region)
+        need_vol = sum(R.volume(b) for b in wanted)
+        ok = all(p.region == region for p in pieces) if partial else covered == need_vol
         if not pieces or not ok:
             raise LoweringError(f"{who}: needs {tensor}{R.fmt(region)} but the earlier parts provide only {covered} of its "
-                                f"{R.volume(region)} elements; this is a bug in the plan's segments or in edgeslice")
+                                f"{need_vol} elements; this is a bug in the plan's segments or in edgeslice")
         return Need(tensor, region, tuple(pieces), partial)
 
     def run(self) -> Program:
@@ -161,7 +214,7 @@ class _Lowering:
                 who = f"{segment_label(g, si, seg)} part {pi}"
                 requests, partial = part_requests(g, a, b, seg, part)
                 steps, ext = analyse_part(g, a, b, requests, partial, envelope)
-                needs = tuple(self.resolve(t, r, part.device, who) for t, r in ext.items())
+                needs = tuple(self.resolve(t, r, part.device, who, exact_needs(g, steps, t)) for t, r in ext.items())
                 tid = f"s{si}p{pi}"
                 outs = tuple(Out(t, r, partial is not None) for t, r in requests.items())
                 self.tasks.append(ComputeTask(tid, part.device, si, pi, needs, steps, outs, step_flops(g, steps)))

@@ -216,6 +216,40 @@ def backward(layer: Layer, out: Region) -> tuple[Region, tuple[Region | None, ..
     raise ValueError(f"layer {layer.name!r}: no region rule for kind {k!r}")
 
 
+def channel_runs(channels) -> tuple[Range, ...]:
+    """Sorted, merged runs of consecutive channel indices: ``[0, 1, 2, 7, 8] -> ((0, 3), (7, 9))``."""
+    runs: list[list[int]] = []
+    for c in sorted(set(int(c) for c in channels)):
+        if runs and runs[-1][1] == c:
+            runs[-1][1] = c + 1
+        else:
+            runs.append([c, c + 1])
+    return tuple((lo, hi) for lo, hi in runs)
+
+
+def exact_reads(layer: Layer, out: Region) -> tuple[Region, ...] | None:
+    """The disjoint boxes of its input that ``out`` of ``layer`` really reads, where the box
+    :func:`backward` gives (a hull) holds elements it does not; None where that box is exact.
+
+    A channel shuffle (a ``permute`` layer) reads, for output channels ``[c0, c1)``, the channels
+    ``perm[c0:c1]``: for a g-group shuffle and one output group, one run of ``C / g**2`` channels
+    inside each of the g input groups, not the hull of all of them.  The lowering moves exactly
+    these (the all-to-all exchange of DeCNN), the assembler leaves the rest of the hull unset and
+    the permute kernel never reads it.
+
+        >>> from edgeslice.graph.layer import Layer
+        >>> shuffle = Layer("sh", "permute", "view", ("x",), ((8, 2, 2),), (8, 2, 2), 0, 0, 128,
+        ...                 attrs=(("perm", (0, 4, 1, 5, 2, 6, 3, 7)),))
+        >>> exact_reads(shuffle, ((0, 4), (0, 2), (0, 2)))
+        (((0, 2), (0, 2), (0, 2)), ((4, 6), (0, 2), (0, 2)))
+    """
+    if layer.kind != "permute":
+        return None
+    (c0, c1), rest = out[0], tuple(out[1:])
+    runs = channel_runs(layer.attr("perm")[c0:c1])
+    return tuple((r,) + rest for r in runs) if len(runs) > 1 else None
+
+
 def upsample_span(layer: Layer, axis: int, o0: int, o1: int) -> Range:
     """Source rows (axis 0) or columns (axis 1) an up-sampling layer reads for outputs ``[o0, o1)``."""
     from edgeslice.program.resample import axis_scale, span

@@ -5,7 +5,8 @@ carries one task at a time.  A link is one direction of a device pair
 (``"a->b"``); with ``cluster.medium == "shared"`` every transfer shares one
 channel (``"medium"``), as in a Wi-Fi cell.  A transfer holds its link for its
 serialisation time (bytes ÷ bandwidth, following the bandwidth trace) and
-arrives one link latency later.  Input and output tasks take no resource.
+arrives one link latency later.  Input and output tasks take no resource (adding up the
+output's partial sums, where the last Linear layer is input-partitioned, delays its finish).
 
 Policy (the runtime follows the same): a device runs its compute tasks in
 (request, Program order) — all of request r's before any of request r+1's,
@@ -108,6 +109,15 @@ class Timeline:
         }
 
 
+def _output_time(t: OutputTask, graph: LayerGraph, devices: dict, cost) -> float:
+    """The sink adding up the model output's partial sums (an input-partitioned last Linear layer), else 0."""
+    if not t.need.reduce:
+        return 0.0
+    from edgeslice.cost.base import reduce_elements
+
+    return cost.reduce_time(reduce_elements(t.need, graph.batch), devices[t.device])
+
+
 def _resource(t, cluster: Cluster) -> str | None:
     if isinstance(t, ComputeTask):
         return t.device
@@ -180,7 +190,7 @@ def _simulate_one(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
         elif tt is InputTask:
             ready[t.id] = arrival
         else:
-            finish = max((ready[p.task] for p in t.need.pieces), default=arrival)
+            finish = max((ready[p.task] for p in t.need.pieces), default=arrival) + _output_time(t, graph, devices, cost)
     links = tuple(sorted(r for r in free if r not in devices))
     if with_events:
         events.sort(key=lambda e: (e.start, e.resource, e.request, e.task))
@@ -226,6 +236,7 @@ def _simulate_des(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
                 raise ClusterError(f"task {t.id} runs on {t.device!r}, which is not a device of cluster {cluster.name!r}")
             durations[i] = cost.task_time(graph, t, devices[t.device])
 
+    out_time = {i: _output_time(t, graph, devices, cost) for i, t in enumerate(tasks) if isinstance(t, OutputTask)}
     nreq = len(arrivals)
     remaining = [[len(deps[i]) for i in range(n)] for _ in range(nreq)]
     done = [[None] * n for _ in range(nreq)]
@@ -253,8 +264,8 @@ def _simulate_des(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
         for u in users[i]:
             remaining[req][u] -= 1
             if remaining[req][u] == 0:
-                if res_of[u] is None:  # output task: no resource
-                    complete(req, u, t)
+                if res_of[u] is None:  # output task: no resource (the sink adds partial sums, if any)
+                    complete(req, u, t + out_time.get(u, 0.0))
                 else:
                     dirty.add(res_of[u])
 
