@@ -296,11 +296,12 @@ def check(plan: "Plan | str | os.PathLike", *, model: "str | nn.Module | None" =
 
 def run(plan: "Plan | str | os.PathLike", *, cluster: "str | os.PathLike | None" = None, requests: int = 1,
         inflight: int = 1, timeout: float = 30.0, seed: int = 0, threads: int | None = None,
-        out: "str | os.PathLike | None" = None, port: int | None = None) -> Result:
+        out: "str | os.PathLike | None" = None, port: int | None = None, overlap: bool = False) -> Result:
     """Run ``plan`` for real on one local worker process per device (``edgeslice run --json``).
 
     The workers exchange tensors over torch.distributed (gloo) on loopback;
-    ``inflight`` requests are pipelined, a worker waits at most ``timeout``
+    ``inflight`` requests are pipelined (with ``overlap``, a device waiting
+    for one request's data runs a later one's ready tasks), a worker waits at most ``timeout``
     seconds for data.  ``cluster`` (a bundled name or YAML path, which the
     workers load) defaults to the plan's.  A Plan object is written to a
     temporary file for the workers.  Returns a :class:`Result`: ``ok``,
@@ -341,7 +342,7 @@ def run(plan: "Plan | str | os.PathLike", *, cluster: "str | os.PathLike | None"
         else:
             path = str(plan)
         outdir = launch(path, cluster=cl, requests=requests, inflight=inflight, timeout=timeout, seed=seed,
-                        out=None if out is None else str(out), port=port, threads=threads)
+                        out=None if out is None else str(out), port=port, threads=threads, overlap=overlap)
         res = collect(path, outdir, cluster=cl, requests=requests, seed=seed)
     measured, predicted = res.pop("_timelines")
     return Result(res, measured=measured, predicted=predicted, outdir=Path(outdir))

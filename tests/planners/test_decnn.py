@@ -72,19 +72,27 @@ def test_decoupled_resnet_is_one_channel_segment_per_stage_and_exchanges_only_at
             assert got | (set(perm[i * c // 4 : (i + 1) * c // 4]) & own) == set(perm[i * c // 4 : (i + 1) * c // 4])
 
 
-def test_the_stem_is_planned_both_ways_and_the_faster_kept(traced):
+def test_the_stem_is_planned_three_ways_and_the_fastest_kept(traced):
     g, gm = traced("resnet18_decoupled", (3, 64, 64))
     cluster = Cluster.uniform(4)
     cost = ClusterCost(cluster)
     split = make_plan("decnn", g, cluster, cost, stem="split")
     source = make_plan("decnn", g, cluster, cost, stem="source")
+    strips = make_plan("decnn", g, cluster, cost, stem="strips")
     auto = make_plan("decnn", g, cluster, cost)
     assert source.segments[0].cut == "whole" and source.segments[0].last == "maxpool"
+    assert strips.segments[0].cut == "spatial" and strips.segments[0].last == "maxpool"
+    assert [p.rows for p in strips.segments[0].parts] == [(0, 4), (4, 8), (8, 12), (12, 16)]
     assert split.segments[0].cut == "channel"
-    times = {p.options: simulate(lower(p, g), g, cluster, cost).latency_s for p in (split, source)}
-    best = min((split, source), key=lambda p: times[p.options])
+    times = {p.options: simulate(lower(p, g), g, cluster, cost).latency_s for p in (split, source, strips)}
+    best = min((split, source, strips), key=lambda p: times[p.options])
     assert auto.segments == best.segments
-    assert check_plan(source, graph=g, gm=gm)["ok"]
+    for p in (source, strips):
+        assert check_plan(p, graph=g, gm=gm)["ok"]
+    # the strips' output reaches each group's device as exactly that group's channels of each strip
+    prog = lower(strips, g)
+    xs = [t for t in prog.transfers if t.tensor == "maxpool"]
+    assert len(xs) == 12 and all(t.region[0][1] - t.region[0][0] == 24 and t.region[1][1] - t.region[1][0] == 4 for t in xs)
 
 
 def test_naive_channel_split_of_an_ordinary_model_gathers_at_every_mixing_layer(traced):
@@ -171,9 +179,35 @@ def test_exact_needs_are_the_hull_when_all_channels_are_read(traced):
     from edgeslice.program.lower import exact_needs
 
     g, _ = traced("resnet18_decoupled", (3, 32, 32))
-    prog = lower(make_plan("decnn", g, devices=4), g)
+    prog = lower(make_plan("decnn", g, devices=4, stem="split"), g)
     sh = next(l for l in g.layers if l.kind == "permute")
     t = next(t for t in prog.tasks if isinstance(t, ComputeTask) and t.segment == 1 and t.device == "d1")
     assert len(exact_needs(g, t.steps, sh.inputs[0])) == 4  # one run inside each producer's group
     whole = tuple(s._replace(region=R.full(g.layer(s.layer).out_shape)) if s.layer == sh.name else s for s in t.steps)
     assert exact_needs(g, whole, sh.inputs[0]) is None
+
+
+def test_bench_decnn_json_has_the_contract_fields_and_every_row_verified(tmp_path):
+    import json
+
+    from _cli import _run
+
+    r = _run(tmp_path, ["bench", "decnn", "--json", "--models", "resnet50", "--cluster", "testbed4,pi4x4", "--input",
+                        "3x64x64", "--out", str(tmp_path / "b")])
+    assert r.returncode == 0, r
+    res = json.loads(r.stdout)
+    rows = res["rows"]
+    assert {(x["model"], x["planner"]) for x in rows} == {
+        (m, p) for m in ("resnet50_decoupled", "resnet50") for p in ("decnn", "modnn", "ftp-2x2", "aofl", "local")}
+    assert len(rows) == 20
+    for x in rows:
+        assert {"model", "planner", "predicted_latency_s", "measured_latency_s", "throughput_rps", "peak_mem_mb",
+                "mb_moved", "verified"} <= set(x)
+        assert x["verified"] is True and x["measured_latency_s"] is None
+        assert set(x["peak_mem_mb"]) == {"d0", "d1", "d2", "d3"} or x["cluster"] == "pi4x4"
+    s = res["summary"]
+    assert {"speedup_vs_whole", "throughput_speedup_vs_whole", "mem_fraction_of_whole"} <= set(s)
+    whole = next(x for x in rows if x["cluster"] == "testbed4" and x["model"] == "resnet50_decoupled" and x["planner"] == "local")
+    dec = next(x for x in rows if x["cluster"] == "testbed4" and x["model"] == "resnet50_decoupled" and x["planner"] == "decnn")
+    assert s["speedup_vs_whole"] == whole["predicted_latency_s"] / dec["predicted_latency_s"]
+    assert (tmp_path / "b" / "decnn.png").stat().st_size > 0

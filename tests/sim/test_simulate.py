@@ -166,3 +166,59 @@ def test_many_requests_pipeline_and_are_deterministic(traced):
     assert tl.makespan_s < 5 * one  # requests overlap on different devices
     spaced = simulate(prog, g, cluster, cost, arrivals=(0.0, 2 * one, 4 * one))
     assert spaced.latencies == pytest.approx((one, one, one))
+
+
+# a -> b -> a: request 0's last compute on a waits for b; with overlap a runs request 1's first compute meanwhile
+CHAIN = """\
+edgeslice-program 1 model=t fingerprint=f batch=1 itemsize=4 devices=a,b source=a sink=a
+tensor input 250
+tensor y 250
+tensor z 250
+tensor w 250
+input in @a input[0:250]
+compute s0p0 @a seg=0 part=0 flops=0
+  need input[0:250] <- in[0:250]
+  step y[0:250]
+  out y[0:250]
+transfer x0 a->b y[0:250] from=s0p0 bytes=500
+compute s1p0 @b seg=1 part=0 flops=0
+  need y[0:250] <- x0[0:250]
+  step z[0:250]
+  out z[0:250]
+transfer x1 b->a z[0:250] from=s1p0 bytes=500
+compute s2p0 @a seg=2 part=0 flops=0
+  need z[0:250] <- x1[0:250]
+  step w[0:250]
+  out w[0:250]
+output out @a
+  need w[0:250] <- s2p0[0:250]
+"""
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_exact_timeline_with_and_without_inter_sample_overlap(overlap):
+    cluster = _cluster()
+    prog = Program.from_text(CHAIN)
+    tl = simulate(prog, _Graph(), cluster, _Cost(cluster, FixedCost(2.0)), arrivals=(0.0, 0.0), overlap=overlap)
+    got = [(e.request, e.task, round(e.start, 9), round(e.end, 9)) for e in tl.events if e.resource == "a"]
+    if not overlap:  # a waits for request 0's data from b before request 1's first compute
+        assert got == [(0, "s0p0", 0.0, 2.0), (0, "s2p0", 5.2, 7.2), (1, "s0p0", 7.2, 9.2), (1, "s2p0", 12.4, 14.4)]
+        assert tl.finishes == (pytest.approx(7.2), pytest.approx(14.4))
+    else:  # ... or runs it while waiting: b's compute of request 0 and a's of request 1 overlap
+        assert got == [(0, "s0p0", 0.0, 2.0), (1, "s0p0", 2.0, 4.0), (0, "s2p0", 5.2, 7.2), (1, "s2p0", 7.2, 9.2)]
+        assert tl.finishes == (pytest.approx(7.2), pytest.approx(9.2))
+    one = simulate(prog, _Graph(), cluster, _Cost(cluster, FixedCost(2.0)), arrivals=(0.0,), overlap=overlap)
+    assert one.latency_s == pytest.approx(7.2)  # one request: the policy changes nothing
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_window_admits_a_request_when_the_one_window_back_finishes(overlap):
+    cluster = _cluster()
+    prog = Program.from_text(CHAIN)
+    cost = _Cost(cluster, FixedCost(2.0))
+    tl = simulate(prog, _Graph(), cluster, cost, arrivals=(0.0, 0.0, 0.0), overlap=overlap, window=1)
+    assert tl.arrivals == (0.0, pytest.approx(7.2), pytest.approx(14.4))
+    assert tl.finishes == (pytest.approx(7.2), pytest.approx(14.4), pytest.approx(21.6))
+    two = simulate(prog, _Graph(), cluster, cost, arrivals=(0.0, 0.0, 0.0), overlap=True, window=2)
+    assert two.arrivals == (0.0, 0.0, pytest.approx(7.2))  # request 2 enters when request 0 is out
+    assert two.finishes[:2] == (pytest.approx(7.2), pytest.approx(9.2))

@@ -20,7 +20,7 @@ from edgeslice.errors import EdgesliceError
 
 def add(sub) -> None:
     p = sub.add_parser("bench", help="built-in benchmarks")
-    p.add_argument("what", choices=("simulate", "testbed", "fl"))
+    p.add_argument("what", choices=("simulate", "testbed", "fl", "decnn"))
     p.add_argument("--quick", action="store_true", help="fl: a small subset (under two minutes)")
     p.add_argument("--models", default=None, help="fl: comma-separated zoo models (default: vgg16,resnet50,yolov2,alexnet,mobilenet_v2)")
     p.add_argument("--bf-limit", type=_positive_float, default=4e6, help="fl: run fl-bf where it tries at most this many path assignments")
@@ -34,6 +34,8 @@ def add(sub) -> None:
     p.add_argument("--chart", default=None, help="testbed: chart file (.png)")
     p.add_argument("--out", default=None, help="testbed: folder for plans, worker logs and result.json")
     p.add_argument("--tag", default=_TAG, help=argparse.SUPPRESS)
+    p.add_argument("--testbed", action="store_true",
+                   help="decnn: also run every plan for real on the emulated testbed (root; the first cluster)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=run)
 
@@ -52,6 +54,8 @@ def run(args) -> int:
         return _bench_testbed(args)
     if args.what == "fl":
         return _bench_fl(args)
+    if args.what == "decnn":
+        return _bench_decnn(args)
     raise EdgesliceError(f"unknown benchmark {args.what!r}")
 
 
@@ -111,3 +115,55 @@ def _bench_testbed(args) -> int:
     con.print(f"best: {meta['best']} at {meta['best_speedup_vs_local']:.2f}× over local (measured); largest "
               f"prediction error {meta['max_abs_error_pct']:.1f}%; chart: {path}")
     return 0 if meta["all_outputs_ok"] else 1
+
+
+def _bench_decnn(args) -> int:
+    """``bench decnn``: DeCNN vs naive channel split, MoDNN, a 2x2 grid, AOFL and the whole model (issue 14)."""
+    import tempfile
+
+    from rich.table import Table
+
+    from edgeslice.bench.decnn import CLUSTERS, FAMILIES, bench_decnn, chart
+
+    families = [m for m in (args.models or "resnet50,vgg16").split(",") if m]
+    bad = [f for f in families if f not in FAMILIES]
+    if bad:
+        raise EdgesliceError(f"bench decnn: unknown model family {bad[0]!r}; choose from {', '.join(FAMILIES)}")
+    clusters = [c for c in (args.cluster or ",".join(CLUSTERS)).split(",") if c]
+    if args.testbed:
+        from edgeslice.testbed.net import unavailable
+
+        why = unavailable(args.tag)
+        if why:
+            raise EdgesliceError(f"bench decnn --testbed: the testbed is not available here: {why}")
+    out = args.out or tempfile.mkdtemp(prefix="edgeslice-bench-decnn-")
+    chart_path = args.chart or str(Path(out) / "decnn.png")
+    err = _console_err()
+    res = bench_decnn(families=families, clusters=clusters, input_shape=tuple(args.input) if args.input else (3, 224, 224),
+                      testbed=args.testbed, repeat=args.repeat, out=out,
+                      calibration_force=args.force, progress=lambda m: err.print(m, highlight=False))
+    Path(chart_path).parent.mkdir(parents=True, exist_ok=True)
+    chart(res, chart_path)
+    (Path(out) / "result.json").write_text(json.dumps(res, indent=1))
+    if args.json:
+        print(json.dumps(res))
+    else:
+        con = _console()
+        t = Table(title=f"DeCNN and baselines, {res['meta']['input']} input, {res['meta']['inflight']} in flight for throughput")
+        for col in ("cluster", "model", "planner", "predicted ms", "measured ms", "req/s overlap", "req/s in order",
+                    "MB moved", "max peak MB", "output"):
+            t.add_column(col, justify="left" if col in ("cluster", "model", "planner") else "right")
+        for r in res["rows"]:
+            if "error" in r:
+                t.add_row(r["cluster"], r["model"], r["planner"], "cannot plan", "", "", "", "", "", r["error"][:50])
+                continue
+            m = r["measured_latency_s"]
+            t.add_row(r["cluster"], r["model"], r["planner"], f"{r['predicted_latency_s'] * 1e3:.0f}",
+                      f"{m * 1e3:.0f}" if m else "-", f"{r['throughput_rps']:.2f}",
+                      f"{r['throughput_in_order_rps']:.2f}" if r["throughput_in_order_rps"] else "-", f"{r['mb_moved']:.2f}",
+                      f"{max(r['peak_mem_mb'].values()):.0f}", "verified" if r["verified"] else "[red]NOT VERIFIED[/]")
+        con.print(t)
+        for k, v in res["summary"].items():
+            con.print(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}", highlight=False)
+        con.print(f"chart: {chart_path}; plans and result.json: {out}", highlight=False)
+    return 0 if all(r["verified"] for r in res["rows"] if "error" not in r) else 1

@@ -23,6 +23,9 @@ def add(sub) -> None:
     p.add_argument("--cluster", default=None, help="default: the plan's cluster, else identical devices")
     p.add_argument("--requests", type=_positive, default=1, help="number of inputs to run")
     p.add_argument("--inflight", type=_positive, default=1, help="requests in flight at once (pipelining)")
+    p.add_argument("--overlap", action="store_true",
+                   help="with --inflight > 1: a device waiting for one request's data runs a later request's ready "
+                        "tasks (DeCNN's inter-sample overlap; predicted the same way)")
     p.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds a worker waits for data before giving up")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--port", type=int, default=None, help="rendezvous port (default: a free one)")
@@ -54,7 +57,7 @@ def run(args) -> int:
                                  "(or plan with --cluster)")
         tb = require(cluster, tag=args.tag)
     outdir = launch(args.plan, cluster=args.cluster, requests=args.requests, inflight=args.inflight, timeout=args.timeout,
-                    seed=args.seed, out=args.out, port=args.port, threads=args.threads, testbed=tb)
+                    seed=args.seed, out=args.out, port=args.port, threads=args.threads, testbed=tb, overlap=args.overlap)
     res = collect(args.plan, outdir, cluster=args.cluster, requests=args.requests, seed=args.seed)
     measured, predicted = res.pop("_timelines")
     # with several requests the predicted panel replays the measured arrivals, so its (median) latency includes

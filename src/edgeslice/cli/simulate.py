@@ -21,6 +21,8 @@ def add(sub) -> None:
     p.add_argument("--model", default=None, help="use this model instead of the plan's (it must match)")
     p.add_argument("--requests", type=_positive, default=1, help="number of requests")
     p.add_argument("--interval", type=_nonnegative_float, default=0.0, help="seconds between request arrivals")
+    p.add_argument("--overlap", action="store_true",
+                   help="a device waiting for one request's data runs a later request's ready tasks (as `run --overlap`)")
     p.add_argument("--gantt", default=None, help="draw the timeline to a .png or .html file")
     p.add_argument("--trace", default=None, help="write the timeline as Chrome trace JSON (open in ui.perfetto.dev)")
     p.add_argument("--json", action="store_true")
@@ -43,7 +45,7 @@ def run(args) -> int:
     arrivals = tuple(i * args.interval for i in range(args.requests))
     program = lower(plan, graph)
     _warn_misfits(program, graph, cluster)
-    tl = simulate(program, graph, cluster, ClusterCost(cluster), arrivals=arrivals)
+    tl = simulate(program, graph, cluster, ClusterCost(cluster), arrivals=arrivals, overlap=args.overlap)
     summary = tl.summary()
     mem = resident(program, graph)
     summary["resident_mb"] = {d: m.total / 1e6 for d, m in mem.items()}

@@ -77,12 +77,14 @@ def _kill_all(procs) -> None:
 
 def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inflight: int = 1, timeout: float = 30.0,
            seed: int = 0, out: str | None = None, port: int | None = None, threads: int | None = None,
-           startup_s: float = 120.0, testbed=None) -> Path:
+           startup_s: float = 120.0, testbed=None, overlap: bool = False) -> Path:
     """Run the workers to completion; return the output folder. Raises EdgesliceError on any failure.
 
     With ``testbed`` (a :class:`edgeslice.testbed.net.Testbed` that is up), each worker runs inside its
     device's network namespace and CPU cgroup and the workers talk over the shaped links.  The workers use
     the plan's own cluster, or ``cluster`` (a file or bundled name), which is checked against the plan first.
+    With ``overlap`` a device runs a later request's ready tasks while the earliest waits for data
+    (:mod:`edgeslice.runtime.serve`); :func:`collect` then predicts with the same policy.
     """
     from edgeslice.plan.plan import Plan
     from edgeslice.plan.validate import plan_cluster
@@ -105,7 +107,7 @@ def launch(plan_path: str, *, cluster: str | None = None, requests: int = 1, inf
         port = port or free_port()
     base = [sys.executable, "-m", "edgeslice.runtime.worker", "--plan", str(Path(plan_path).resolve()), "--out", str(outdir),
             "--world", str(world), "--master-addr", master, "--master-port", str(port), "--requests", str(requests),
-            "--inflight", str(inflight), "--timeout", str(timeout), "--seed", str(seed)]
+            "--inflight", str(inflight), "--timeout", str(timeout), "--seed", str(seed)] + (["--overlap"] if overlap else [])
     if cluster:
         base += ["--cluster", str(Path(cluster).resolve()) if Path(cluster).is_file() else cluster]
     if threads:
@@ -334,11 +336,13 @@ def collect(plan_path: str, outdir: Path, *, cluster: str | None = None, request
     mem = resident(program, graph)  # predicted weights share + largest working set, next to the measured peak
     measured = measured_timeline(program, plan, reports, requests)
     arrivals = measured.arrivals
-    predicted = simulate(program, graph, cl, ClusterCost(cl), arrivals=tuple(a - arrivals[0] for a in arrivals))
+    overlap = any(r.get("overlap") for r in reports)  # the workers' policy, predicted the same way
+    predicted = simulate(program, graph, cl, ClusterCost(cl), arrivals=tuple(a - arrivals[0] for a in arrivals),
+                         overlap=overlap)
     predicted_one = simulate(program, graph, cl, ClusterCost(cl)).latency_s
     span = max(measured.finishes) - min(measured.arrivals)
     return {
-        "model": graph.spec, "devices": list(plan.devices), "requests": requests,
+        "model": graph.spec, "devices": list(plan.devices), "requests": requests, "overlap": overlap,
         "latency_s": statistics.median(measured.latencies), "latencies_s": list(measured.latencies),
         "predicted_latency_s": predicted_one, "predicted_latencies_s": list(predicted.latencies),
         "throughput_rps": requests / span if span > 0 else float("inf"),

@@ -35,9 +35,11 @@ What a worker does, for each request in turn:
 Receives wait at most ``--timeout`` seconds; a worker that cannot get its data
 names the transfer, the device it waited for and the task it was on, and
 exits non-zero.  Each worker writes the task it is on to ``status-<rank>``
-(so the launcher can say what a dead worker was doing) and, at the end, a
-JSON report: per-task start/end times on a clock shared by all ranks, bytes
-sent and received, and memory.
+(so the launcher can say what a dead worker was doing), each request's
+per-task start/end times on a clock shared by all ranks to ``events-<rank>.jsonl``
+as the request finishes, and, at the end, a JSON report: bytes sent and
+received, and memory.  The request loop itself is :mod:`edgeslice.runtime.serve`
+(in order, or with ``--overlap`` DeCNN's inter-sample overlap).
 """
 
 from __future__ import annotations
@@ -52,16 +54,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from edgeslice.errors import ClusterError, EdgesliceError, PlanMismatchError
-from edgeslice.program.program import ComputeTask, InputTask, OutputTask, TransferTask
-from edgeslice.program.regions import slices
 from edgeslice.runtime import rendezvous
+from edgeslice.runtime.serve import DONE_TAG, Loop  # noqa: F401 - DONE_TAG is part of the worker's protocol
 
-DONE_TAG = 1 << 30  # tags at and above this carry "request finished" tokens (sink → source)
 EXIT_REFUSED = 3
 EXIT_FAILED = 4
 
@@ -182,128 +181,20 @@ def run_worker(args) -> dict:
     epoch = torch.tensor([time.time()], dtype=torch.float64)
     dist.broadcast(epoch, 0)  # one clock for every rank's timestamps
     t0 = float(epoch[0])
-    rank_of = {d: i for i, d in enumerate(plan.devices)}
 
-    transfers = program.transfers
-    tag_of = {t.id: j for j, t in enumerate(transfers)}
-    ntr = max(1, len(transfers))
-    incoming = [t for t in transfers if t.dst == device]
-    sends_after: dict[str, list[TransferTask]] = {}
-    for t in transfers:
-        if t.src == device:
-            sends_after.setdefault(t.source, []).append(t)
-    mine = [t for t in program.tasks if isinstance(t, ComputeTask) and t.device == device]
-    inp = next(t for t in program.tasks if isinstance(t, InputTask))
-    outp = next(t for t in program.tasks if isinstance(t, OutputTask))
-    batch = program.batch
     # each request's events go to events-<rank>.jsonl as soon as it finishes, so a long run's
     # memory does not grow with the number of requests (collect() reads the file back)
-    events: list[dict] = []
     event_log = open(out / f"events-{rank}.jsonl", "w", encoding="utf-8")
-    pending_sends: list = []
-    bytes_sent = bytes_recv = 0
-    done_reqs = 0  # at the source: requests the sink reported finished
-    posted: dict[int, dict] = {}  # request -> {transfer id: (work, buffer, transfer)} receives posted ahead
-
-    def now() -> float:
-        return time.time() - t0
-
-    def send_from(req: int, store: dict, task_id: str):
-        nonlocal bytes_sent
-        for x in sends_after.get(task_id, ()):
-            tile, reg = store[task_id][x.tensor]
-            buf = tile[slices(reg, x.region)].contiguous()
-            start = now()  # before isend: the receiver may be done before isend returns
-            pending_sends.append((dist.isend(buf, rank_of[x.dst], tag=req * ntr + tag_of[x.id]), buf, req))
-            events.append({"req": req, "task": x.id, "kind": "send", "start": start, "nbytes": x.nbytes})
-            bytes_sent += x.nbytes
-
-    for req in range(args.requests):
-        if device == plan.source and req >= args.inflight:  # at most `inflight` requests in the system
-            while done_reqs <= req - args.inflight:
-                tok = torch.zeros(1, dtype=torch.int64)
-                if plan.sink == plan.source:
-                    break
-                status.set(f"waiting for the sink to finish request {done_reqs}")
-                dist.recv(tok, rank_of[plan.sink], tag=DONE_TAG + done_reqs)
-                done_reqs += 1
-        store: dict[str, dict] = {}
-        # post receives for this request and the next ones in flight, so their data arrives
-        # while this request computes (gloo moves it in the background)
-        for ahead in range(req, min(args.requests, req + max(1, args.inflight))):
-            if ahead not in posted:
-                posted[ahead] = {}
-                for x in incoming:
-                    buf = torch.empty((batch, *[hi - lo for lo, hi in x.region]))
-                    posted[ahead][x.id] = (dist.irecv(buf, rank_of[x.src], tag=ahead * ntr + tag_of[x.id]), buf, x)
-        recvs = posted.pop(req)
-        req_start = now()
-        if device == plan.source:
-            x_in = request_input(args.seed, req, (batch, *graph.input_shape))
-            store[inp.id] = {inp.tensor: (x_in, inp.region)}
-            events.append({"req": req, "task": inp.id, "kind": "input", "start": req_start, "end": now()})
-            send_from(req, store, inp.id)
-
-        def arrived(task_id: str, who: str):
-            nonlocal bytes_recv
-            if task_id in store:
-                return
-            work, buf, x = recvs[task_id]
-            status.set(f"request {req}: task {who} waits for transfer {x.id} from {x.src}")
-            try:
-                work.wait()
-            except RuntimeError as exc:
-                why = "timed out" if "Timed out" in str(exc) else str(exc).splitlines()[0].split("] ")[-1][:120]
-                raise EdgesliceError(f"device {device!r}: task {who} of request {req} got no data from {x.src!r} "
-                                     f"(transfer {x.id}) within {args.timeout:g} s: {why}") from None
-            store[task_id] = {x.tensor: (buf, x.region)}
-            bytes_recv += x.nbytes
-            events.append({"req": req, "task": x.id, "kind": "recv", "end": now(), "nbytes": x.nbytes, "src": x.src})
-
-        def gather(need, who):
-            for p in need.pieces:
-                if p.task in recvs:
-                    arrived(p.task, who)
-            from edgeslice.execute.inprocess import assemble
-
-            return assemble(need, {device: store}, device, batch, who)
-
-        from edgeslice.execute.inprocess import run_compute
-
-        for t in mine:
-            inputs = {n.tensor: (gather(n, t.id), n.region) for n in t.needs}
-            status.set(f"request {req}: computing task {t.id}")
-            s = now()
-            with torch.no_grad():
-                store[t.id] = run_compute(t, graph, kernels, inputs)
-            events.append({"req": req, "task": t.id, "kind": "compute", "start": s, "end": now(), "segment": t.segment})
-            send_from(req, store, t.id)
-        if device == plan.sink:
-            y = gather(outp.need, "output")
-            events.append({"req": req, "task": outp.id, "kind": "output", "start": now(), "end": now()})
-            np.save(out / f"output-{req}.npy", y.numpy(), allow_pickle=False)
-            if plan.sink != plan.source and req + args.inflight < args.requests:
-                pending_sends.append((dist.isend(torch.tensor([req], dtype=torch.int64), rank_of[plan.source],
-                                                 tag=DONE_TAG + req), None, req))
-        # receives this device posted but never needed cannot exist (the Program only sends what is read)
-        # a gloo send's is_completed() stays False until wait() is called, so wait for the sends of requests
-        # `inflight` or more back (their receivers have posted the receives, a device waits only on one behind
-        # it: no new deadlock) and keep the rest; else every sent buffer is held to the end of the run
-        old = [p for p in pending_sends if p[2] <= req - max(1, args.inflight)]
-        for w, _, _ in old:
-            w.wait()
-        pending_sends = [p for p in pending_sends if p[2] > req - max(1, args.inflight)]
-        _flush_events(event_log, events)
+    loop = Loop(args=args, plan=plan, program=program, graph=graph, kernels=kernels, device=device, status=status,
+                event_log=event_log, t0=t0)
+    loop.run(out)
     status.set("finishing")
-    for w, _, _ in pending_sends:
-        w.wait()
     dist.barrier()
     dist.destroy_process_group()
-    _flush_events(event_log, events)  # the sends' events of the last requests
     event_log.close()
     report = {
         "device": device, "rank": rank, "threads": threads, "events_file": event_log.name.rsplit("/", 1)[-1],
-        "bytes_sent": bytes_sent, "bytes_received": bytes_recv,
+        "bytes_sent": loop.bytes_sent, "bytes_received": loop.bytes_recv, "overlap": bool(args.overlap),
         "peak_mem_mb": _peak_mb(), "resident_mem_mb": _rss_mb(), "weights_mb": weights_mb,
         "loaded_peak_mem_mb": loaded_peak_mb,
         "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # includes the launcher's, see _peak_mb
@@ -313,14 +204,6 @@ def run_worker(args) -> dict:
     (out / f"report-{rank}.json").write_text(json.dumps(report))
     status.set("done")
     return report
-
-
-def _flush_events(log, events: list[dict]) -> None:
-    """Append ``events`` to the open event log, one JSON object a line, and empty the list."""
-    if events:
-        log.write("".join(json.dumps(e) + "\n" for e in events))
-        log.flush()
-        events.clear()
 
 
 def read_events(outdir: Path, report: dict) -> list[dict]:
@@ -348,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "not a loopback address; prefer the environment variable (argv is visible in ps)")
     ap.add_argument("--requests", type=int, default=1)
     ap.add_argument("--inflight", type=int, default=1)
+    ap.add_argument("--overlap", action="store_true",
+                    help="run a later request's ready tasks while the earliest waits for data (see runtime.serve)")
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)

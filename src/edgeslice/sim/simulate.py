@@ -127,16 +127,22 @@ def _resource(t, cluster: Cluster) -> str | None:
 
 
 def simulate(program: Program, graph: LayerGraph, cluster: Cluster, cost, *, arrivals: tuple[float, ...] = (0.0,),
-             events: bool = True) -> Timeline:
+             events: bool = True, overlap: bool = False, window: int | None = None) -> Timeline:
     """Simulate ``program`` for requests arriving at ``arrivals`` (seconds); return the Timeline.
 
     One request takes :func:`_simulate_one` (list scheduling, no event queue);
     several take the discrete-event loop.  Both give the same timeline for one
-    request (tested).
+    request (tested).  With ``overlap`` (note *overlap*, DeCNN's inter-sample
+    overlap; :mod:`edgeslice.runtime.serve` runs the same policy) a device whose
+    earliest request's next compute is not ready runs the next compute of the
+    earliest later request that is, instead of waiting; one request is unchanged.
+    With ``window`` (``run --inflight``) request ``r`` arrives no earlier than
+    the finish of request ``r - window``: at most ``window`` in the system, as
+    the runtime's source admits them; the Timeline's arrivals are the actual ones.
     """
     if len(arrivals) == 1:
         return _simulate_one(program, graph, cluster, cost, arrivals[0], events)
-    return _simulate_des(program, graph, cluster, cost, arrivals)
+    return _simulate_des(program, graph, cluster, cost, arrivals, overlap, window)
 
 
 def _simulate_one(program: Program, graph: LayerGraph, cluster: Cluster, cost, arrival: float, with_events: bool) -> Timeline:
@@ -197,7 +203,8 @@ def _simulate_one(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
     return Timeline(tuple(devices), (arrival,), (finish,), tuple(events), links)
 
 
-def _simulate_des(program: Program, graph: LayerGraph, cluster: Cluster, cost, arrivals: tuple[float, ...]) -> Timeline:
+def _simulate_des(program: Program, graph: LayerGraph, cluster: Cluster, cost, arrivals: tuple[float, ...],
+                  overlap: bool = False, window: int | None = None) -> Timeline:
     """Several requests: the discrete-event loop (see the module docstring for the policy)."""
     tasks = program.tasks
     n = len(tasks)
@@ -252,8 +259,13 @@ def _simulate_des(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
         heapq.heappush(heap, (t, prio, seq, kind, req, i))
         seq += 1
 
-    for req, a in enumerate(arrivals):
-        push(a, _ARRIVE, "arrive", req, -1)
+    given = tuple(arrivals)
+    arrivals = list(given)
+    for req, a in enumerate(given):
+        if window is None or req < window:
+            push(a, _ARRIVE, "arrive", req, -1)
+        else:
+            arrivals[req] = float("inf")  # set when request req - window finishes
 
     dirty: set[str] = set()
 
@@ -261,6 +273,10 @@ def _simulate_des(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
         done[req][i] = t
         if isinstance(tasks[i], OutputTask):
             finishes[req] = t
+            nxt = req + (window or nreq)
+            if window is not None and nxt < nreq:
+                arrivals[nxt] = max(given[nxt], t)
+                push(arrivals[nxt], _ARRIVE, "arrive", nxt, -1)
         for u in users[i]:
             remaining[req][u] -= 1
             if remaining[req][u] == 0:
@@ -295,7 +311,7 @@ def _simulate_des(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
                     push(now + ser, _FREE, "free", req, i)
                     push(now + ser + lat, _DONE, "done", req, i)
                 return
-            if res in devices:
+            if res in devices and not overlap:
                 return  # devices are strict FIFO: wait for this request's next compute
 
     while heap:

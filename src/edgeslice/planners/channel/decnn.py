@@ -22,10 +22,14 @@ How the plan is made (a function of the graph, the cluster and the cost model):
    multiplies its slice of the features, the partial sums are reduced on the
    device that reads them, the sink); what follows a reduced Linear layer runs
    whole on the sink.
-4. **Stem.**  The first segment's ungrouped layers need the whole input image
-   on every device: either the source sends it to all (``stem="split"``) or
-   computes them alone and scatters their output (``stem="source"``);
-   ``stem="auto"`` (default) simulates both and keeps the faster.
+4. **Stem.**  Split by channels, the first segment's ungrouped layers need the
+   whole input image on every device: the source sends it to all
+   (``stem="split"``); or it computes them alone and scatters their output
+   (``stem="source"``); or they are cut in row strips, each device receiving
+   only its rows of the image (and halos), and their output is exchanged
+   all-to-all into channel groups (``stem="strips"``, where those layers are
+   spatially local).  ``stem="auto"`` (default) simulates each and keeps the
+   fastest.
 
 Example::
 
@@ -33,8 +37,8 @@ Example::
     >>> from edgeslice.planners import make_plan
     >>> g, _ = trace("resnet18_decoupled", (3, 64, 64))
     >>> plan = make_plan("decnn", g, devices=4)
-    >>> [s.cut for s in plan.segments]
-    ['channel', 'channel', 'channel', 'channel', 'input']
+    >>> [s.cut for s in plan.segments]  # the stem in row strips was fastest here
+    ['spatial', 'channel', 'channel', 'channel', 'channel', 'input']
     >>> [p.channels for p in plan.segments[1].parts]
     [(0, 48), (48, 96), (96, 144), (144, 192)]
 """
@@ -47,7 +51,8 @@ from typing import Literal
 
 from edgeslice.graph.layer import Layer, LayerGraph
 from edgeslice.plan.plan import Part, Segment
-from edgeslice.plan.validate import cuttable
+from edgeslice.errors import PlanError
+from edgeslice.plan.validate import cuttable, spatial_ok
 from edgeslice.planners import register
 from edgeslice.planners._shared.common import evaluate, make, proportional, speed
 from edgeslice.planners.options import PlannerOptions, option
@@ -58,9 +63,10 @@ from edgeslice.program import regions as R
 class DecnnOptions(PlannerOptions):
     groups: int | None = option(None, "channel groups the split follows (default: the model's grouped convolutions' "
                                       "groups; a model without any is split naively over every device)")
-    stem: Literal["auto", "split", "source"] = option(
+    stem: Literal["auto", "split", "source", "strips"] = option(
         "auto", "ungrouped first layers: split by channels with the input sent to all (split), whole on the source "
-                "with their output scattered (source), or the faster of the two, simulated (auto)")
+                "with their output scattered (source), in row strips then exchanged all-to-all (strips), or the "
+                "fastest, simulated (auto)")
 
 
 def model_groups(graph: LayerGraph) -> int:
@@ -149,7 +155,7 @@ def _segments(graph: LayerGraph, cluster, units: int | None, who, stem: str) -> 
     layers = graph.layers
     g = units if units is not None else len(who)
     spans = _spans(graph, g)
-    if stem == "source":
+    if stem in ("source", "strips"):
         a, b = spans[0]
         k = next((i for i in range(a, b + 1) if _grouped(layers[i])), b + 1)
         spans = [(a, k - 1)] + ([(k, b)] if k <= b else []) + spans[1:]
@@ -162,8 +168,15 @@ def _segments(graph: LayerGraph, cluster, units: int | None, who, stem: str) -> 
         if reduced:
             segs.append(Segment(*name, "whole", (Part(cluster.sink),)))
             continue
-        if stem == "source" and si == 0 and not any(_grouped(l) for l in layers[a : b + 1]):
-            segs.append(Segment(*name, "whole", (Part(cluster.source),)))
+        if stem in ("source", "strips") and si == 0 and not any(_grouped(l) for l in layers[a : b + 1]):
+            if stem == "strips":
+                if not spatial_ok(graph, a, b)[0] or len(last.out_shape) != 3:
+                    return []
+                _, h, w = last.out_shape
+                rows = proportional(h, [s for _, s in who])
+                segs.append(Segment(*name, "spatial", tuple(Part(d, rows=r, cols=(0, w)) for (d, _), r in zip(who, rows) if r)))
+            else:
+                segs.append(Segment(*name, "whole", (Part(cluster.source),)))
             split_before = False
             continue
         if first.kind == "linear" and split_before and len(segs[-1].parts) > 1:
@@ -192,10 +205,16 @@ def plan_decnn(graph: LayerGraph, cluster, cost, opts: DecnnOptions):
     g = opts.groups if opts.groups is not None else model_groups(graph)
     units = g if g > 1 else None
     who = _split(graph, cluster, units)
-    stems = ("split", "source") if opts.stem == "auto" else (opts.stem,)
+    stems = ("split", "source", "strips") if opts.stem == "auto" else (opts.stem,)
     best = None
     for stem in stems:
-        plan = make(graph, cluster, _segments(graph, cluster, units, who, stem), "decnn", stem=stem, groups=g)
+        segs = _segments(graph, cluster, units, who, stem)
+        if not segs:
+            if opts.stem == "strips":
+                raise PlanError(f"decnn: the first layers of {graph.spec} are not all spatially local; "
+                                "--stem strips cannot cut them in rows (use split, source or auto)")
+            continue
+        plan = make(graph, cluster, segs, "decnn", stem=stem, groups=g)
         t = evaluate(plan, graph, cluster, cost)
         if best is None or t < best[0]:
             best = (t, plan)
