@@ -39,7 +39,7 @@ Example::
     >>> plan = make_plan("decnn", g, devices=4)
     >>> [s.cut for s in plan.segments]  # the stem in row strips was fastest here
     ['spatial', 'channel', 'channel', 'channel', 'channel', 'input']
-    >>> [p.channels for p in plan.segments[1].parts]
+    >>> [p.channels for p in plan.segments[2].parts]  # stage 2: group i of 192 channels on device i
     [(0, 48), (48, 96), (96, 144), (144, 192)]
 """
 
