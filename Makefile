@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# torch first, the CPU build from the local wheel cache: a bare `torch`
 	# requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,onnx]'
+	$(BIN)/python -m pip install -q -e '.[test,onnx,ml]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -14,9 +14,12 @@ plan's output equals the whole model's (in-process, or on the workers with ``--t
 With ``--testbed`` (root; ``testbed4`` only, the Wi-Fi cell is not emulated) each model is calibrated
 inside the testbed (:func:`edgeslice.testbed.calibrate.calibrate`), planned and predicted on the
 calibrated cluster, then run for real: ``repeat`` requests one at a time (median latency), then
-``4 * repeat`` with 4 in flight and overlap (throughput; in order too for ``decnn`` and ``local``); peak memory is each worker's measured high-water mark,
-and the summary's memory fraction is also given net of a baseline worker that holds no weights
-(:func:`edgeslice.bench.memory.baseline_worker`: the interpreter and torch alone are ~250 MB).
+``4 * repeat`` with 4 in flight and overlap (throughput; in order too for ``decnn`` and ``local``);
+peak memory is each worker's measured high-water mark (one request at a time;
+``peak_mem_inflight_mb`` with 4 in flight), and the summary's memory
+fraction is also given net of a baseline worker that holds no weights
+(:func:`edgeslice.bench.memory.baseline_worker`: the interpreter, torch, the traced model on the meta
+device and a gloo group, ~400 MB).
 
 The summary compares decoupled ResNet-50 + ``decnn`` with the same model whole on d0 (measured where
 measured, else predicted) on the first cluster.
@@ -130,7 +133,10 @@ def _measure(path: Path, tb, repeat: int, outdir: Path, in_order: bool) -> dict:
         got["throughput_in_order_rps"] = seq["throughput_rps"]
     mib = 1024 * 1024 / 1e6  # workers report MiB
     return {**got, "measured_latency_s": statistics.median(one["latencies_s"]),
-            "peak_mem_mb": {d: max(r["peak_mem_mb"][d] for r in runs) * mib for d in one["peak_mem_mb"]},
+            # one request at a time, as the whole model on one device is compared; the streams hold more in flight
+            "peak_mem_mb": {d: one["peak_mem_mb"][d] * mib for d in one["peak_mem_mb"]},
+            "peak_mem_inflight_mb": {d: max(r["peak_mem_mb"][d] for r in runs[1:]) * mib for d in one["peak_mem_mb"]},
+            "weights_mb": dict(one["weights_mb"]),
             "measured_mb_moved": sum(one["bytes_sent"].values()) / repeat / 1e6,
             "verified": all(r["ok"] for r in runs), "rel_err": max(r["rel_err"] for r in runs),
             "error_pct": 100.0 * (statistics.median(one["latencies_s"]) - one["predicted_latency_s"])
