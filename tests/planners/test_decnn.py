@@ -27,11 +27,6 @@ VARIANTS = {"resnet18_decoupled": (3, 64, 64), "resnet50_decoupled": (3, 64, 64)
             "resnet50_decoupled_x175": (3, 64, 64), "vgg16_bn_decoupled": (3, 64, 64)}
 
 
-def _stage_of(graph, plan):
-    index = {l.name: i for i, l in enumerate(graph.layers)}
-    return [(index[s.first], index[s.last]) for s in plan.segments]
-
-
 @pytest.mark.parametrize("spec", list(VARIANTS))
 @pytest.mark.parametrize("batch", [1, 2])
 def test_every_decoupled_variant_verifies_in_process(traced, spec, batch):

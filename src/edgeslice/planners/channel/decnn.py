@@ -130,12 +130,11 @@ def _spans(graph: LayerGraph, g: int) -> list[tuple[int, int]]:
     return out
 
 
-def _split(graph: LayerGraph, cluster, g: int | None) -> list[tuple[str, float, int]]:
-    """The devices that get work and their share of the units: (device, lo fraction, hi fraction) as units."""
+def _split(cluster, units: int | None) -> list[tuple[str, float]]:
+    """The devices that get work, in cluster order, with their speeds: all, or the ``units`` fastest."""
     devs = sorted(cluster.devices, key=lambda d: (-speed(d), cluster.devices.index(d)))
-    units = g if g is not None else None
     if units is not None:
-        devs = devs[: min(units, len(devs))]
+        devs = devs[:units]
     devs.sort(key=lambda d: cluster.devices.index(d))
     return [(d.name, speed(d)) for d in devs]
 
@@ -204,7 +203,7 @@ def _segments(graph: LayerGraph, cluster, units: int | None, who, stem: str) -> 
 def plan_decnn(graph: LayerGraph, cluster, cost, opts: DecnnOptions):
     g = opts.groups if opts.groups is not None else model_groups(graph)
     units = g if g > 1 else None
-    who = _split(graph, cluster, units)
+    who = _split(cluster, units)
     stems = ("split", "source", "strips") if opts.stem == "auto" else (opts.stem,)
     best = None
     for stem in stems:
