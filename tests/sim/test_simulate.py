@@ -222,3 +222,29 @@ def test_a_window_admits_a_request_when_the_one_window_back_finishes(overlap):
     two = simulate(prog, _Graph(), cluster, cost, arrivals=(0.0, 0.0, 0.0), overlap=True, window=2)
     assert two.arrivals == (0.0, 0.0, pytest.approx(7.2))  # request 2 enters when request 0 is out
     assert two.finishes[:2] == (pytest.approx(7.2), pytest.approx(9.2))
+
+
+class LoadCost(CostModel):
+    """Every step takes ``per_layer / (1 - load)``: the load the device has when the task starts decides."""
+
+    task_overhead_s = 0.0
+
+    def layer_time(self, layer, fraction, device, batch):
+        return 2.0 / (1.0 - device.cpu_load)
+
+    def steps_time(self, graph, steps, device):
+        return sum(self.layer_time(s, 1.0, device, 1) for s in steps)
+
+
+@pytest.mark.parametrize("path", ["fast", "events"])
+def test_a_load_schedule_slows_the_tasks_that_start_under_it(path):
+    # b is idle until t=0.5, then 50% busy with other work: s0p1 starts at 0.6, so it takes 2 / 0.5 = 4 s
+    cluster = Cluster("two", (Device("a"), Device("b", load_schedule=((0.0, 0.0), (0.5, 0.5)))), Link(0.008, 100.0))
+    prog = Program.from_text(TEXT)
+    cost = _Cost(cluster, LoadCost())
+    tl = (_simulate_one(prog, _Graph(), cluster, cost, 0.0, True) if path == "fast"
+          else _simulate_des(prog, _Graph(), cluster, cost, (0.0,)))
+    got = [(e.task, round(e.start, 9), round(e.end, 9)) for e in tl.events]
+    assert got == [("s0p0", 0.0, 2.0), ("x0", 0.0, 0.6), ("s0p1", 0.6, 4.6), ("x1", 4.6, 5.2)]
+    # the same cluster at t=0 (the load now) would have predicted 2 s for s0p1
+    assert cluster.at(0.0).device("b").cpu_load == 0.0 and cluster.at(9.0).device("b").cpu_load == 0.5

@@ -30,6 +30,10 @@ Field notes:
   absolute path (``Device.profile``) and the content (``Device.profile_data``),
   so the cluster value — and a plan made for it — does not depend on the file
   staying where it is or unchanged.
+- ``load``: background CPU load in percent of the device, constant (``load: 60``) or
+  steps over time (``load: [[0, 0], [30, 80]]``, seconds from the start of a run);
+  ``testbed up`` starts a load generator in each device that has one, and
+  ``cpu_load`` (a fraction) is its value at 0 unless given too.
 - ``links.overrides[i]``: a field left out (``bandwidth_mbps`` or
   ``latency_ms``) is taken from ``links.default``, so an override that only
   says "this pair is slower" keeps the default latency.
@@ -75,7 +79,7 @@ DEFAULT_LINK = Link(100.0, 0.0)
 MEDIA = ("switched", "shared")
 
 TOP_FIELDS = ("name", "devices", "links", "source", "sink", "medium", "bandwidth_trace")
-DEVICE_FIELDS = ("name", "gflops", "memory_mb", "cpu_load", "cpus", "profile", "scale")
+DEVICE_FIELDS = ("name", "gflops", "memory_mb", "cpu_load", "load", "cpus", "profile", "scale")
 LINKS_FIELDS = ("default", "overrides")
 LINK_FIELDS = ("bandwidth_mbps", "latency_ms")
 OVERRIDE_FIELDS = ("between",) + LINK_FIELDS
@@ -250,6 +254,9 @@ def _device(chk: _Checker, raw: Any, i: int, base: Path | None) -> Device:
     memory = chk.number(d.get("memory_mb", 4096), f"{f}.memory_mb", lo=0, lo_open=True)
     load = chk.number(d.get("cpu_load", 0), f"{f}.cpu_load", lo=0, lo_open=False, hi=1,
                       what="a fraction in [0, 1) (0 = idle, 0.6 = 60% busy with other work)")
+    schedule = _load_schedule(chk, d["load"], f"{f}.load") if "load" in d else ()
+    if schedule and "cpu_load" not in d:  # both given (a plan's cluster): cpu_load is the load now, e.g. measured
+        load = next((v for t, v in reversed(schedule) if t <= 0), 0.0)
     cpus = d.get("cpus")
     if cpus is not None:
         cpus = chk.number(cpus, f"{f}.cpus", lo=0, lo_open=True)
@@ -276,7 +283,27 @@ def _device(chk: _Checker, raw: Any, i: int, base: Path | None) -> Device:
         profile_data = None
     scale = chk.number(d.get("scale", 1.0), f"{f}.scale", lo=0, lo_open=True)
     return Device(name=name, gflops=gflops, memory_mb=memory, cpu_load=load, cpus=cpus, profile=profile, scale=scale,
-                  profile_data=profile_data)
+                  profile_data=profile_data, load_schedule=schedule)
+
+
+def _load_schedule(chk: _Checker, raw: Any, f: str) -> tuple[tuple[float, float], ...]:
+    """A device's ``load:`` (percent of its CPU busy with other work, constant or ``[[t_s, percent], ...]``) as
+    ``((t_s, fraction), ...)`` sorted by time."""
+    what = "a percent in [0, 100) (e.g. 60: 60% of the device busy with other work)"
+    if not isinstance(raw, list):
+        return ((0.0, chk.number(raw, f, lo=0, lo_open=False, hi=100, what=what) / 100.0),)
+    if not raw:
+        raise chk.fail(f, "give a percent (e.g. 60) or steps [[t_s, percent], ...], not an empty list")
+    steps = []
+    for i, s in enumerate(raw):
+        if not (isinstance(s, list) and len(s) == 2):
+            raise chk.fail(f"{f}[{i}]", f"must be [t_s, percent], got {_show(s)}")
+        t = chk.number(s[0], f"{f}[{i}][0]", lo=0, lo_open=False)
+        steps.append((float(t), chk.number(s[1], f"{f}[{i}][1]", lo=0, lo_open=False, hi=100, what=what) / 100.0))
+    times = [t for t, _ in steps]
+    if len(set(times)) != len(times):
+        raise chk.fail(f, "two steps start at the same time; give each time once")
+    return tuple(sorted(steps))
 
 
 def _link(chk: _Checker, d: dict, f: str, inherit: Link | None) -> Link:

@@ -23,6 +23,7 @@ from edgeslice.errors import ClusterError, brief, label, listing, one_line
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+\Z")  # \Z, not $: "pi0\n" is not a name
 PROFILE_FORMAT = "edgeslice-profile"
+LOAD_PROFILE_FORMAT = "edgeslice-load-profile"  # several models at several CPU loads: FCPM's training data
 
 
 def _num(v) -> bool:
@@ -40,10 +41,38 @@ def path_label(path, limit: int = 100) -> str:
     return brief(text, limit + 3)
 
 
+def _load_profile_problem(data: dict) -> str | None:
+    """What is wrong with ``data`` as a load profile (what FCPM learns from; :mod:`edgeslice.cost.learned.collect`)."""
+    g = data.get("effective_gflops")
+    if not _num(g) or g <= 0:
+        return f"'effective_gflops' must be a positive number, got {brief(g)}"
+    models = data.get("models")
+    if not isinstance(models, dict) or not models:
+        return "'models' must map each profiled model to its layers"
+    for key, m in models.items():
+        layers = m.get("layers") if isinstance(m, dict) else None
+        if not isinstance(layers, dict):
+            return f"models.{label(str(key))}.layers must map layer names to their features and samples"
+        for name, v in layers.items():
+            where = f"models.{label(str(key))}.layers.{label(str(name))}"
+            if not isinstance(v, dict) or not isinstance(v.get("kind"), str):
+                return f"{where} needs 'kind' (text)"
+            for k in ("flops", "in_elems", "out_elems", "param_bytes"):
+                if not _num(v.get(k)):
+                    return f"{where}.{k} must be a number"
+            s = v.get("samples")
+            if not (isinstance(s, list) and all(isinstance(x, list) and len(x) == 3 and all(_num(y) for y in x) for x in s)):
+                return f"{where}.samples must be [fraction, load_percent, seconds] triples"
+    return None
+
+
 def _profile_problem(data) -> str | None:
     """What is wrong with ``data`` as an ``edgeslice profile`` document (None: nothing ProfiledCost needs is missing)."""
+    if isinstance(data, dict) and data.get("format") == LOAD_PROFILE_FORMAT:
+        return _load_profile_problem(data)
     if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
-        return "not an edgeslice profile (make one with `edgeslice profile --model M -o FILE`)"
+        return ("not an edgeslice profile (make one with `edgeslice profile --model M -o FILE`, or a load profile "
+                "with `edgeslice testbed profile C --models ... --loads ...`)")
     b = data.get("batch")
     if not isinstance(b, int) or isinstance(b, bool) or b < 1:
         return f"'batch' must be a positive integer, got {brief(b)}"
@@ -147,6 +176,20 @@ class Device:
     profile: str | None = None  # where the profile was read from (informational once profile_data is set)
     scale: float = 1.0
     profile_data: Profile | None = None  # the profile's content: what the cost model uses
+    # background load over time: ((t_s, fraction), ...) from the start of a run, the last step holding; a cluster
+    # file's ``load:`` (percent).  ``cpu_load`` is the load now: the schedule's value at 0 until :meth:`Cluster.at`
+    # or :meth:`Cluster.with_loads` (measured figures) says otherwise.  Cost models read ``cpu_load``.
+    load_schedule: tuple[tuple[float, float], ...] = ()
+
+    def load_at(self, t: float) -> float:
+        """The background load (a fraction) at ``t`` seconds: the schedule's step then, else ``cpu_load``."""
+        if not self.load_schedule:
+            return self.cpu_load
+        value = 0.0
+        for start, v in self.load_schedule:
+            if start <= t:
+                value = v
+        return value
 
 
 @dataclass(frozen=True)
@@ -200,6 +243,26 @@ class Cluster:
             if d.name == name:
                 return d
         raise ClusterError(f"cluster {brief(self.name)} has no device {brief(name)} (its devices: {listing(self.names)})")
+
+    def at(self, t: float) -> "Cluster":
+        """This cluster with each device's ``cpu_load`` as its load schedule says at ``t`` seconds.
+
+        >>> c = Cluster("c", (Device("a", load_schedule=((0.0, 0.0), (5.0, 0.6))), Device("b")))
+        >>> [d.cpu_load for d in c.at(6.0).devices]
+        [0.6, 0.0]
+        """
+        from dataclasses import replace
+
+        return replace(self, devices=tuple(replace(d, cpu_load=d.load_at(t)) for d in self.devices))
+
+    def with_loads(self, loads: dict) -> "Cluster":
+        """This cluster with the named devices' ``cpu_load`` set (fractions, e.g. measured): what re-planning uses."""
+        from dataclasses import replace
+
+        for name in loads:
+            self.device(name)
+        return replace(self, devices=tuple(replace(d, cpu_load=float(loads.get(d.name, d.cpu_load)))
+                                           for d in self.devices))
 
     def link(self, a: str, b: str) -> Link:
         key = frozenset((a, b))

@@ -61,9 +61,12 @@ def cluster_to_dict(c: Cluster) -> dict:
                 ref["sha256"] = d.profile_data.digest
                 profiles.setdefault(d.profile_data.digest, d.profile_data.data())
         # numbers as floats, as loading makes them: the text of a cluster is the same after a round trip
-        devices.append({"name": d.name, "gflops": float(d.gflops), "memory_mb": float(d.memory_mb),
-                        "cpu_load": float(d.cpu_load), "cpus": None if d.cpus is None else float(d.cpus),
-                        "scale": float(d.scale), "profile": ref})
+        dev = {"name": d.name, "gflops": float(d.gflops), "memory_mb": float(d.memory_mb),
+               "cpu_load": float(d.cpu_load), "cpus": None if d.cpus is None else float(d.cpus),
+               "scale": float(d.scale), "profile": ref}
+        if d.load_schedule:  # percent steps, as a cluster file writes them; cpu_load (the load now) is kept beside it
+            dev["load"] = [[float(t), float(v) * 100.0] for t, v in d.load_schedule]
+        devices.append(dev)
     return {
         "name": c.name,
         "source": c.source,

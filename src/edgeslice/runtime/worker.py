@@ -60,6 +60,7 @@ import torch.distributed as dist
 from edgeslice.errors import ClusterError, EdgesliceError, PlanMismatchError
 from edgeslice.runtime import rendezvous
 from edgeslice.runtime.serve import DONE_TAG, Loop  # noqa: F401 - DONE_TAG is part of the worker's protocol
+from edgeslice.testbed.procs import join_deferred_cgroups
 
 EXIT_REFUSED = 3
 EXIT_FAILED = 4
@@ -157,13 +158,7 @@ def run_worker(args) -> dict:
     loaded_peak_mb = _peak_mb()  # the peak once loaded: imports, trace and weights, before any request
 
     # on the emulated testbed: loading ran at full speed; the inference runs under the device's CPU quota
-    for fd in filter(None, os.environ.get("EDGESLICE_JOIN_CGROUP_FDS", "").split(",")):
-        try:
-            os.write(int(fd), str(os.getpid()).encode())
-            os.close(int(fd))
-        except (OSError, ValueError) as exc:
-            raise EdgesliceError(f"device {device!r} could not join its testbed cgroup (descriptor {fd}): {exc}; "
-                                 "is the testbed up (`edgeslice testbed status`)?") from None
+    join_deferred_cgroups(f"device {device!r}")
     addr = args.master_addr or os.environ.get("MASTER_ADDR", "127.0.0.1")
     port = args.master_port or int(os.environ.get("MASTER_PORT", "29500"))
     status.set("connecting")

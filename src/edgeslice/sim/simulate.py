@@ -35,7 +35,7 @@ Example::
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import median
 from typing import NamedTuple
 
@@ -118,6 +118,12 @@ def _output_time(t: OutputTask, graph: LayerGraph, devices: dict, cost) -> float
     return cost.reduce_time(reduce_elements(t.need, graph.batch), devices[t.device])
 
 
+def _at(device, t: float):
+    """``device`` with the load its schedule gives at time ``t`` (a compute task's cost follows the load it starts under)."""
+    load = device.load_at(t)
+    return device if load == device.cpu_load else replace(device, cpu_load=load)
+
+
 def _resource(t, cluster: Cluster) -> str | None:
     if isinstance(t, ComputeTask):
         return t.device
@@ -176,7 +182,7 @@ def _simulate_one(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
                         raise LoweringError(f"task {t.id} reads from {p.task}, which does not come before it in the Program")
                     if r > start:
                         start = r
-            end = start + cost.task_time(graph, t, dev)
+            end = start + cost.task_time(graph, t, dev if not dev.load_schedule else _at(dev, start))
             free[t.device] = ready[t.id] = end
             seg_of[t.id] = t.segment
             if with_events:
@@ -301,7 +307,9 @@ def _simulate_des(program: Program, graph: LayerGraph, cluster: Cluster, cost, a
                 busy[res] = True
                 t = tasks[i]
                 if isinstance(t, ComputeTask):
-                    end = now + durations[i]
+                    d = devices[tasks[i].device]
+                    end = now + (durations[i] if not d.load_schedule else
+                                 cost.task_time(graph, tasks[i], _at(d, now)))
                     events.append(Event(req, t.id, "compute", res, now, end, end, seg_of[i], 0, t.flops))
                     push(end, _FREE, "free", req, i)
                     push(end, _DONE, "done", req, i)

@@ -62,6 +62,7 @@ PERIOD_US = 10_000
 CG1_ROOT = Path("/sys/fs/cgroup/cpu")
 CG2_ROOT = Path("/sys/fs/cgroup")
 CPUSET_ROOT = Path("/sys/fs/cgroup/cpuset")
+CPUACCT_ROOT = Path("/sys/fs/cgroup/cpuacct")  # cgroup v1: CPU time used per group (the measured load)
 NETNS_DIR = Path("/run/netns")  # where `ip netns` keeps the namespaces' names
 DOWN_WAIT_S = 5.0  # how long `down` waits for processes to leave and for the kernel to let go
 
@@ -133,6 +134,7 @@ class Testbed:
     notes: tuple[str, ...]
     source_file: str | None = None
     cpuset: str | None = None
+    cpuacct: bool = False  # a cgroup v1 cpuacct group per device (v2 accounts in the cpu group itself)
 
     def index(self, device: str) -> int:
         try:
@@ -156,11 +158,19 @@ class Testbed:
     def cpuset_group(self, device: str) -> Path | None:
         return CPUSET_ROOT / _names(self.tag)["cgroup"] / device if self.cpuset else None
 
+    def cpuacct_group(self, device: str) -> Path | None:
+        """Where ``device``'s CPU time is accounted (v1 ``cpuacct.usage``; v2: its cpu group's ``cpu.stat``)."""
+        if self.cgroup_mode == "v2":
+            return self.cgroup(device)
+        return CPUACCT_ROOT / _names(self.tag)["cgroup"] / device if self.cpuacct else None
+
     def cgroup_procs(self, device: str) -> list[Path]:
-        """The ``cgroup.procs`` files a process joins to run under ``device``'s quota (and pinning)."""
+        """The ``cgroup.procs`` files a process joins to run under ``device``'s quota (and pinning, and accounting)."""
         out = [self.cgroup(device) / "cgroup.procs"]
         if self.cpuset:
             out.append(self.cpuset_group(device) / "cgroup.procs")
+        if self.cpuacct and self.cgroup_mode == "v1":
+            out.append(self.cpuacct_group(device) / "cgroup.procs")
         return out
 
     def wrap(self, device: str, argv: list[str], *, defer_cgroups: bool = False) -> list[str]:
@@ -190,7 +200,7 @@ class Testbed:
     def to_dict(self) -> dict:
         return {"tag": self.tag, "cluster": self.cluster, "digest": self.digest, "devices": list(self.devices),
                 "cpus": list(self.cpus), "cgroup_mode": self.cgroup_mode, "notes": list(self.notes),
-                "source_file": self.source_file, "cpuset": self.cpuset}
+                "source_file": self.source_file, "cpuset": self.cpuset, "cpuacct": self.cpuacct}
 
 
 def digest(cluster: Cluster, pin: str = "auto") -> str:
@@ -218,7 +228,7 @@ def current(tag: str = "0") -> Testbed | None:
     try:
         d = json.loads(p.read_text())
         tb = Testbed(d["tag"], d["cluster"], d["digest"], tuple(d["devices"]), tuple(d["cpus"]), d["cgroup_mode"],
-                     tuple(d["notes"]), d.get("source_file"), d.get("cpuset"))
+                     tuple(d["notes"]), d.get("source_file"), d.get("cpuset"), bool(d.get("cpuacct")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     have = set(_netns_list())
@@ -361,8 +371,12 @@ def up(cluster: Cluster, *, tag: str = "0", source_file: str | None = None, pin:
         if total > ncpu:
             notes.append(f"the devices' quotas add up to {total:g} CPUs but this machine has {ncpu}: they will contend "
                          "and measured times will exceed the profile")
+        acct = mode == "v1" and CPUACCT_ROOT.is_dir() and CPUACCT_ROOT.resolve() != CG1_ROOT.resolve()
+        if acct:
+            for cg in [CPUACCT_ROOT / n["cgroup"]] + [CPUACCT_ROOT / n["cgroup"] / d.name for d in cluster.devices]:
+                cg.mkdir(exist_ok=True)
         tb = Testbed(tag, cluster.name, dg, cluster.names, tuple(d.cpus for d in cluster.devices), mode, tuple(notes),
-                     source_file, cpuset)
+                     source_file, cpuset, acct)
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         _state_path(tag).write_text(json.dumps(tb.to_dict(), indent=2) + "\n")
         return tb, True
@@ -390,7 +404,7 @@ def down(tag: str = "0", *, wait_s: float = DOWN_WAIT_S) -> list[str]:
     """
     n = _names(tag)
     deadline = time.monotonic() + wait_s
-    bases = list(dict.fromkeys(root / n["cgroup"] for root in (CG1_ROOT, CG2_ROOT, CPUSET_ROOT)))
+    bases = list(dict.fromkeys(root / n["cgroup"] for root in (CG1_ROOT, CG2_ROOT, CPUSET_ROOT, CPUACCT_ROOT)))
     joinable = tuple(f"{b}/" for b in bases)
     nss = sorted(ns for ns in _netns_list() if ns.startswith(n["ns"]))
     inodes = {ino: ns for ns in nss if (ino := _ns_inode(ns)) is not None}
@@ -452,40 +466,7 @@ def down(tag: str = "0", *, wait_s: float = DOWN_WAIT_S) -> list[str]:
 
 
 def status(tag: str = "0") -> dict:
-    """What exists on the system for ``tag``: namespaces, links and their shaping, cgroups and their quotas, processes."""
-    n = _names(tag)
-    tb = current(tag)
-    nss = [ns for ns in _netns_list() if ns.startswith(n["ns"])]
-    devices = []
-    for ns in sorted(nss):
-        dev = ns[len(n["ns"]):]
-        addr = _sh("ip", "-n", ns, "-o", "-4", "addr", "show", "dev", IFACE, check=False).stdout.split()
-        address = next((addr[i + 1] for i, w in enumerate(addr) if w == "inet"), None)
-        classes = _sh("tc", "-n", ns, "class", "show", "dev", IFACE, check=False).stdout
-        shaped = []
-        for line in classes.splitlines():
-            w = line.split()
-            if "rate" in w and w[2] != "1:ffff":
-                j = int(w[2].split(":")[1], 16) - 1  # class 1:<j+1> shapes traffic to the device at index j
-                peer = tb.devices[j] if tb and 0 <= j < len(tb.devices) else f"{SUBNET}.{j + 1}"
-                shaped.append({"class": w[2], "peer": peer, "rate": w[w.index("rate") + 1]})
-        quota = None
-        for base in (CG1_ROOT, CG2_ROOT):
-            cg = base / n["cgroup"] / dev
-            if (cg / "cpu.cfs_quota_us").exists():
-                q, per = int((cg / "cpu.cfs_quota_us").read_text()), int((cg / "cpu.cfs_period_us").read_text())
-                quota = None if q < 0 else q / per
-                procs = len((cg / "cgroup.procs").read_text().split())
-                break
-            if (cg / "cpu.max").exists():
-                q, per = (cg / "cpu.max").read_text().split()
-                quota = None if q == "max" else int(q) / int(per)
-                procs = len((cg / "cgroup.procs").read_text().split())
-                break
-        else:
-            procs = 0
-        cs = CPUSET_ROOT / n["cgroup"] / dev / "cpuset.cpus"
-        devices.append({"device": dev, "namespace": ns, "address": address, "links": shaped, "cpus": quota,
-                        "cpuset": cs.read_text().strip() if cs.exists() else None, "processes": procs})
-    return {"tag": tag, "up": tb is not None, "cluster": tb.cluster if tb else None, "devices": devices,
-            "bridge": bool(_links_with(n["bridge"])), "notes": list(tb.notes) if tb else []}
+    """What exists on the system for ``tag`` (see :func:`edgeslice.testbed.status.status`)."""
+    from edgeslice.testbed.status import status as _status
+
+    return _status(tag)

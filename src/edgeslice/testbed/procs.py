@@ -120,3 +120,19 @@ def _open_for_writing(pid: int, fd: str) -> bool:
     info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines()
     flags = next(line.split()[1] for line in info if line.startswith("flags"))
     return int(flags, 8) & os.O_ACCMODE != os.O_RDONLY
+
+
+def join_deferred_cgroups(who: str) -> None:
+    """Join the cgroups a deferred testbed process inherited as descriptors (see ``Testbed.wrap(defer_cgroups=True)``).
+
+    Does nothing outside the testbed (no ``$EDGESLICE_JOIN_CGROUP_FDS``).  ``who`` names the process in the error.
+    """
+    from edgeslice.errors import EdgesliceError
+
+    for fd in filter(None, os.environ.get("EDGESLICE_JOIN_CGROUP_FDS", "").split(",")):
+        try:
+            os.write(int(fd), str(os.getpid()).encode())
+            os.close(int(fd))
+        except (OSError, ValueError) as exc:
+            raise EdgesliceError(f"{who} could not join its testbed cgroup (descriptor {fd}): {exc}; "
+                                 "is the testbed up (`edgeslice testbed status`)?") from None
