@@ -8,6 +8,13 @@ questions, so planners, the simulator and benchmarks can swap them
   (a tile, a channel range, a partial sum) on a device;
 - :meth:`CostModel.task_time` — a compute task: its steps plus a fixed per-task
   overhead (dispatch, assembling inputs);
+The device's background CPU load is an *input* of every answer: each call reads
+the ``cpu_load`` of the device it is given, so a caller asks about another load
+by passing the device with it (:meth:`Cluster.at` for a load schedule's value at
+a time — what the simulator does per task — :meth:`Cluster.with_loads` for
+measured figures).  The analytic model divides by ``1 − load``; FCPM
+(:mod:`edgeslice.cost.learned`) has learned what the load does.
+
 - :meth:`CostModel.transfer_time` — a transfer: serialisation time at the
   link's bandwidth (following the cluster's bandwidth trace from the start
   time) and the link's latency.
@@ -15,7 +22,7 @@ questions, so planners, the simulator and benchmarks can swap them
 
 from __future__ import annotations
 
-from edgeslice.cluster.model import Cluster, Device, Link
+from edgeslice.cluster.model import LOAD_PROFILE_FORMAT, Cluster, Device, Link, Profile
 from edgeslice.graph.cache import AnalysisCache
 from edgeslice.graph.layer import Layer, LayerGraph
 from edgeslice.program.regions import volume
@@ -111,19 +118,23 @@ class ClusterCost:
         self.analytic = analytic or AnalyticCost()
         self.task_overhead_s = self.analytic.task_overhead_s
         self._by_device: dict[str, CostModel] = {}
-        profiles: dict[str, ProfiledCost] = {}
+        profiles: dict[str, CostModel] = {}
         for d in cluster.devices:
-            if d.profile_data is not None:  # the content the cluster carries (loaded YAML, a plan's cluster)
-                key = "sha256:" + d.profile_data.digest
-                if key not in profiles:
-                    profiles[key] = ProfiledCost(d.profile_data.data(), self.analytic, where=d.profile or "profile")
-                self._by_device[d.name] = profiles[key]
-            elif d.profile:  # a Device built in code with only a path
-                if d.profile not in profiles:
-                    profiles[d.profile] = ProfiledCost.load(d.profile, fallback=self.analytic)
-                self._by_device[d.name] = profiles[d.profile]
-            else:
+            if d.profile_data is None and not d.profile:
                 self._by_device[d.name] = self.analytic
+                continue
+            # the content the cluster carries (loaded YAML, a plan's cluster), else a Device built in code with a path
+            prof = d.profile_data if d.profile_data is not None else Profile.read(d.profile)
+            key = "sha256:" + prof.digest
+            if key not in profiles:
+                data = prof.data()
+                if data.get("format") == LOAD_PROFILE_FORMAT:  # measured under load: FCPM predicts
+                    from edgeslice.cost.learned.fcpm import FCPMCost
+
+                    profiles[key] = FCPMCost(data, prof.digest, self.analytic, where=d.profile or "profile")
+                else:
+                    profiles[key] = ProfiledCost(data, self.analytic, where=d.profile or "profile")
+            self._by_device[d.name] = profiles[key]
 
     def model_for(self, device: Device) -> CostModel:
         return self._by_device.get(device.name, self.analytic)

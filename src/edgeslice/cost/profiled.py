@@ -58,6 +58,40 @@ class ProfiledCost(CostModel):
         return t * device.scale
 
 
+def layer_features(layer: Layer) -> dict:
+    """What a learned predictor may use of a layer besides its FLOPs (see :mod:`edgeslice.cost.learned`)."""
+    g = layer.geometry
+    in_el = sum(_prod(s) for s in layer.in_shapes)
+    return {"in_elems": in_el, "out_elems": _prod(layer.out_shape), "param_bytes": layer.param_bytes,
+            "kernel": g.kernel[0] * g.kernel[1] if g else 1, "groups": g.groups if g else 1,
+            "cin": layer.in_shapes[0][0] if layer.in_shapes and layer.in_shapes[0] else 0,
+            "cout": layer.out_shape[0] if layer.out_shape else 0}
+
+
+def _prod(shape) -> int:
+    n = 1
+    for v in shape:
+        n *= v
+    return n
+
+
+def _whole_time(gm, graph, batch: int, repeat: int, min_time_s: float, gen) -> float:
+    """Seconds of one forward pass of the whole (unpartitioned) model: what whole-model accuracy is judged on."""
+    import torch
+
+    x = torch.randn((batch, *graph.input_shape), generator=gen)
+    with torch.no_grad():
+        gm(x)  # warm-up
+        times = []
+        k, t0 = 0, time.perf_counter()
+        while k < max(1, repeat) or time.perf_counter() - t0 < min_time_s:
+            t1 = time.perf_counter()
+            gm(x)
+            times.append(time.perf_counter() - t1)
+            k += 1
+    return statistics.median(times)
+
+
 def measure(spec: str, input_shape, batch: int = 1, *, repeat: int = 3, threads: int = 1,
             fractions=FRACTIONS, progress=None, min_time_s: float = 0.0) -> dict:
     """Measure every layer of model ``spec`` at several output fractions; return the profile dict.
@@ -74,8 +108,11 @@ def measure(spec: str, input_shape, batch: int = 1, *, repeat: int = 3, threads:
     from edgeslice.graph.trace import trace
     from edgeslice.program.program import Step
 
+    from edgeslice.testbed.procs import join_deferred_cgroups
+
     torch.set_num_threads(threads)
     graph, gm = trace(spec, input_shape, batch)
+    join_deferred_cgroups(f"profiling {spec}")  # on the testbed (deferred): imports and tracing ran at full speed
     kernels = Kernels(graph, gm)
     gen = torch.Generator().manual_seed(0)
     layers, total_t, total_f = {}, 0.0, 0
@@ -120,14 +157,15 @@ def measure(spec: str, input_shape, batch: int = 1, *, repeat: int = 3, threads:
         else:
             a, b = 0.0, float(ys[0])
         layers[layer.name] = {"kind": layer.kind, "flops": layer.flops, "samples": [list(s) for s in samples],
-                              "fit": [float(a), float(b)]}
+                              "fit": [float(a), float(b)], **layer_features(layer)}
         full = [t for fr, t in samples if fr == 1.0][0]
         total_t += full
         total_f += layer.flops
         if progress:
             progress(idx + 1, len(graph.layers), layer.name)
+    whole = _whole_time(gm, graph, batch, repeat, min_time_s, gen)
     return {
-        "format": PROFILE_FORMAT, "version": 1, "model": spec, "input": list(graph.input_shape), "batch": batch,
+        "format": PROFILE_FORMAT, "version": 1, "model": spec, "whole_s": whole, "input": list(graph.input_shape), "batch": batch,
         "fingerprint": graph.fingerprint, "host": platform.node(), "machine": platform.machine(),
         "threads": threads, "repeat": repeat, "min_time_s": min_time_s, "total_s": total_t,
         "effective_gflops": total_f / total_t / 1e9 if total_t > 0 else 1.0, "layers": layers,

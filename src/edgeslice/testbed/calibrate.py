@@ -47,11 +47,13 @@ def default_dir(cluster: Cluster, spec: str, input_shape, batch: int) -> Path:
 PORT_TRIES = 3
 
 
-def _spawn(tb: Testbed, device: str, argv: list[str], log: Path) -> subprocess.Popen:
-    fh = open(log, "w")
+def _spawn(tb: Testbed, device: str, argv: list[str], log: Path, *, defer: bool = False) -> subprocess.Popen:
+    """Start ``argv`` inside ``device``; with ``defer`` it joins the cgroups itself once loaded (see ``Testbed.wrap``)."""
+    fh = open(log, "a" if defer else "w")
     try:
-        return subprocess.Popen(tb.wrap(device, argv), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, **tb.env(), "PYTHONUNBUFFERED": "1"})
+        return subprocess.Popen(tb.wrap(device, argv, defer_cgroups=defer), stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, **tb.env(), "PYTHONUNBUFFERED": "1",
+                                                             **(tb.join_env(device) if defer else {})})
     finally:
         fh.close()
 
