@@ -37,11 +37,13 @@ def test_plan_simulate_gantt(tmp_path):
 
 def test_compare_json_has_every_planner(tmp_path):
     res = json.loads(run("compare", "--model", "vgg16", "--input", "3x64x64", "--cluster", "iot-edge", "--json", cwd=tmp_path).stdout)
-    for name in ("local", "edge", "neurosurgeon", "layerwise", "dads", "ftp", "modnn", "aofl"):
+    for name in ("local", "edge", "neurosurgeon", "layerwise", "dads", "ftp", "modnn", "aofl", "hvpm"):
         r = res[name]
         assert {"predicted_latency_s", "speedup_vs_local", "bytes_moved", "planning_time_s"} <= set(r), name
     assert res["local"]["speedup_vs_local"] == pytest.approx(1.0)
     assert res["neurosurgeon"]["predicted_latency_s"] <= min(res["local"]["predicted_latency_s"], res["edge"]["predicted_latency_s"]) + 1e-12
+    ok = [r["predicted_latency_s"] for r in res.values() if "predicted_latency_s" in r]
+    assert res["hvpm"]["predicted_latency_s"] <= min(ok) * (1 + 1e-9)  # never slower than any planner (note hvpm)
 
 
 def test_profile_feeds_a_cluster(tmp_path):

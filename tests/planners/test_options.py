@@ -36,6 +36,7 @@ DEFAULTS = {
     "fl-dpls": {"max_block": 12, "layouts": STANDARD, "polish": 1200},
     "fl-psomw": {"swarm": 24, "iterations": 40, "seed": 0, "patience": None, "polish": 1200, "slots": 3,
                  "max_block": 12, "layouts": STANDARD},
+    "hvpm": {"max_block": 8, "max_subset": 5, "seeds": True},
 }
 
 
@@ -277,10 +278,11 @@ def test_generated_flags_match_the_declarations(command):
             takers.setdefault(s.name, []).append(name)
     assert set(actions) == set(takers) == set(declared())
     for name, a in actions.items():
-        assert a.option_strings == [flag(name)] and a.default is None
+        spec = next(s for s in specs(planners()[takers[name][0]].options) if s.name == name)
+        negated = ["--no-" + flag(name)[2:]] if spec.kind == "bool" else []  # hvpm's --seeds / --no-seeds
+        assert a.option_strings == [flag(name)] + negated and a.default is None
         for planner in takers[name]:
             assert planner in a.help, (name, planner)
-        spec = next(s for s in specs(planners()[takers[name][0]].options) if s.name == name)
         assert spec.help.replace("%", "%%") in a.help
         if spec.choices:
             assert a.choices == list(spec.choices)
