@@ -42,6 +42,14 @@ class ClusterError(EdgesliceError):
     """A cluster description is unreadable or invalid (names the file and field)."""
 
 
+class DeviceFailed(EdgesliceError):
+    """A device of a run died, failed or stopped answering; ``device`` names it (``run --adapt`` drops it)."""
+
+    def __init__(self, message: str, device: str):
+        super().__init__(message)
+        self.device = device
+
+
 class TestbedError(EdgesliceError):
     """The emulated testbed could not be built, found or used (names the device, link or missing capability)."""
 

@@ -36,6 +36,12 @@ def add(sub) -> None:
                    help="write measured and predicted timelines as Chrome trace JSON (open in ui.perfetto.dev)")
     p.add_argument("--testbed", action="store_true",
                    help="run inside the emulated testbed (namespaces, shaped links, CPU quotas); see `edgeslice testbed`")
+    p.add_argument("--adapt", action="store_true",
+                   help="a stream of --requests that re-plans between epochs when load, measured speed or devices change")
+    p.add_argument("--epoch", type=_positive, default=3, help="--adapt: requests per run of one plan")
+    p.add_argument("--planner", default=None, help="--adapt: planner to re-plan with (default: the plan's own)")
+    p.add_argument("--threshold", type=_positive_float, default=0.25,
+                   help="--adapt: relative drift of measured from predicted latency that calls for re-planning")
     p.add_argument("--tag", default=_TAG, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=run)
@@ -56,6 +62,8 @@ def run(args) -> int:
             raise EdgesliceError("--testbed needs the cluster the testbed emulates: pass --cluster C.yaml "
                                  "(or plan with --cluster)")
         tb = require(cluster, tag=args.tag)
+    if args.adapt:
+        return _adapt(args, tb)
     outdir = launch(args.plan, cluster=args.cluster, requests=args.requests, inflight=args.inflight, timeout=args.timeout,
                     seed=args.seed, out=args.out, port=args.port, threads=args.threads, testbed=tb, overlap=args.overlap)
     res = collect(args.plan, outdir, cluster=args.cluster, requests=args.requests, seed=args.seed)
@@ -107,3 +115,18 @@ def _write_trace(path: str, plan, measured, predicted) -> str | None:
     except OSError as exc:
         return f"cannot write the trace file {path!r}: {exc.strerror or exc}"
     return None
+
+
+def _adapt(args, tb) -> int:
+    from edgeslice.runtime.adapt import AdaptOptions, adapt
+
+    opts = AdaptOptions(epoch=args.epoch, threshold=args.threshold)
+    res = adapt(args.plan, requests=args.requests, planner=args.planner, options=opts, testbed=tb, seed=args.seed,
+                out=args.out, timeout=args.timeout, progress=None if args.json else print)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"{res['done']} requests in {len(res['epochs'])} epochs, {len(res['switches'])} plan switch(es); "
+              + ("every output verified" if res["all_verified"] else "SOME OUTPUTS DID NOT MATCH")
+              + f"; record: {res['out']}/adapt.json")
+    return 0 if res["all_verified"] else 1

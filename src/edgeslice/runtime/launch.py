@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgeslice.errors import EdgesliceError
+from edgeslice.errors import DeviceFailed, EdgesliceError
 from edgeslice.runtime import rendezvous
 from edgeslice.sim.simulate import Event, Timeline
 
@@ -248,17 +248,18 @@ def _watch(procs, devices, outdir: Path, timeout: float, deadline_s: float) -> N
             what = _status(outdir, first)
             if code < 0:
                 sig = signal.Signals(-code).name
-                raise EdgesliceError(f"device {devices[first]!r} (rank {first}) died ({sig}) while {_describe(what)}; "
-                                     "the run was stopped and every worker ended")
+                raise DeviceFailed(f"device {devices[first]!r} (rank {first}) died ({sig}) while {_describe(what)}; "
+                                   "the run was stopped and every worker ended", devices[first])
             msg = _last_error_line(outdir / f"worker-{first}.log")
             culprit = _end_of_wait_chain(first, devices, outdir, procs)
             if culprit is not None and culprit != first:
                 state = " (its process is stopped)" if _proc_state(procs[culprit].pid) == "T" else ""
-                raise EdgesliceError(
+                raise DeviceFailed(
                     f"device {devices[culprit]!r} (rank {culprit}) stopped answering{state} while "
                     f"{_describe(_status(outdir, culprit))}; {devices[first]!r} gave up waiting after {timeout:g} s "
-                    f"({_describe(what)})")
-            raise EdgesliceError(f"device {devices[first]!r} (rank {first}) failed while {_describe(what)}: {msg}")
+                    f"({_describe(what)})", devices[culprit])
+            raise DeviceFailed(f"device {devices[first]!r} (rank {first}) failed while {_describe(what)}: {msg}",
+                               devices[first])
         now = time.monotonic()
         for r in range(len(procs)):
             s = _status(outdir, r)
