@@ -20,7 +20,7 @@ from edgeslice.errors import EdgesliceError
 
 def add(sub) -> None:
     p = sub.add_parser("bench", help="built-in benchmarks")
-    p.add_argument("what", choices=("simulate", "testbed", "fl", "decnn"))
+    p.add_argument("what", choices=("simulate", "testbed", "fl", "decnn", "ofpcnn"))
     p.add_argument("--quick", action="store_true", help="fl: a small subset (under two minutes)")
     p.add_argument("--models", default=None, help="fl: comma-separated zoo models (default: vgg16,resnet50,yolov2,alexnet,mobilenet_v2)")
     p.add_argument("--bf-limit", type=_positive_float, default=4e6, help="fl: run fl-bf where it tries at most this many path assignments")
@@ -36,6 +36,10 @@ def add(sub) -> None:
     p.add_argument("--tag", default=_TAG, help=argparse.SUPPRESS)
     p.add_argument("--testbed", action="store_true",
                    help="decnn: also run every plan for real on the emulated testbed (root; the first cluster)")
+    p.add_argument("--profiles", default=None,
+                   help="ofpcnn: folder of the devices' load profiles (default .edgeslice/testbed/testbed4-loads)")
+    p.add_argument("--levels", default="0,40,80", help="ofpcnn: background loads (percent) to predict at")
+    p.add_argument("--measured-levels", default="0,60", help="ofpcnn --testbed: loads (percent) on d1 to run at")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=run)
 
@@ -56,6 +60,8 @@ def run(args) -> int:
         return _bench_fl(args)
     if args.what == "decnn":
         return _bench_decnn(args)
+    if args.what == "ofpcnn":
+        return _bench_ofpcnn(args)
     raise EdgesliceError(f"unknown benchmark {args.what!r}")
 
 
@@ -167,3 +173,48 @@ def _bench_decnn(args) -> int:
             con.print(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}", highlight=False)
         con.print(f"chart: {chart_path}; plans and result.json: {out}", highlight=False)
     return 0 if all(r["verified"] for r in res["rows"] if "error" not in r) else 1
+
+
+def _bench_ofpcnn(args) -> int:
+    """``bench ofpcnn``: hvpm with FCPM at the current loads against load-blind plans (issue 15)."""
+    from rich.table import Table
+
+    from edgeslice.bench.ofpcnn import CLUSTERS, PROFILES, bench_ofpcnn, chart
+
+    def levels(text, flag):
+        try:
+            return tuple(float(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise EdgesliceError(f"bench ofpcnn: {flag} {text!r}: give percents like 0,40,80") from None
+
+    if args.testbed:
+        from edgeslice.testbed.net import unavailable
+
+        why = unavailable(args.tag)
+        if why:
+            raise EdgesliceError(f"bench ofpcnn --testbed: the testbed is not available here: {why}")
+    clusters = [c for c in (args.cluster or ",".join(CLUSTERS)).split(",") if c]
+    err = _console_err()
+    res = bench_ofpcnn(model=args.model or "vgg16", input_shape=tuple(args.input) if args.input else (3, 160, 160),
+                       clusters=clusters, levels=levels(args.levels, "--levels"), profiles=args.profiles or PROFILES,
+                       testbed=args.testbed, measured_levels=levels(args.measured_levels, "--measured-levels"),
+                       repeat=args.repeat, out=args.out, progress=lambda m: err.print(m, highlight=False))
+    if args.chart:
+        Path(args.chart).parent.mkdir(parents=True, exist_ok=True)
+        chart(res, args.chart)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        con = _console()
+        t = Table(title=f"OfpCNN: hvpm + FCPM vs the best load-blind plan ({res['meta']['model']})")
+        for col in ("cluster", "load", "where", "best other", "hvpm+FCPM ms", "best other ms", "speedup",
+                    "vs hvpm blind"):
+            t.add_column(col)
+        for s in res["summary"]:
+            f = lambda v: "-" if v is None else f"{v * 1e3:.0f}"  # noqa: E731
+            t.add_row(s["cluster"], ", ".join(f"{d} {v:g}%" for d, v in s["loads"].items()) or "none",
+                      "testbed" if s["testbed"] else "predicted", str(s["best_other"]), f(s["hvpm_fcpm_latency_s"]),
+                      f(s["best_other_latency_s"]), f"{s['speedup_vs_best_other']:.2f}x" if s["speedup_vs_best_other"] else "-",
+                      f"{s['speedup_vs_hvpm_blind']:.2f}x" if s["speedup_vs_hvpm_blind"] else "-")
+        con.print(t)
+    return 0 if all(r["verified"] is not False for r in res["rows"]) else 1
