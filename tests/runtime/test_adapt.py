@@ -64,11 +64,11 @@ def test_a_device_loaded_mid_stream_gets_less_work_and_the_stream_gets_faster(tb
         if epoch == 0:  # after the first epoch: d1 turns 70% busy with other work
             load.set_load(tb, "d1", 70, stop_after_s=240)
 
-    res = adapt(str(path), requests=9, options=AdaptOptions(epoch=3, threshold=0.5), testbed=tb,
+    res = adapt(str(path), requests=6, options=AdaptOptions(epoch=2, threshold=0.5), testbed=tb,
                 out=str(tmp_path / "run"), timeout=60, between=between)
-    assert res["done"] == 9 and res["all_verified"] and [e["requests"] for e in res["epochs"]] == [[0, 3], [3, 6], [6, 9]]
+    assert res["done"] == 6 and res["all_verified"] and [e["requests"] for e in res["epochs"]] == [[0, 2], [2, 4], [4, 6]]
     sw = [s for s in res["switches"] if "load d1" in s["why"]]
-    assert len(sw) == 1 and sw[0]["at_request"] == 6, res["switches"]
+    assert len(sw) == 1 and sw[0]["at_request"] == 4, res["switches"]
     # the new plan moves work off the loaded device
     before = (tmp_path / "run" / f"plan-{sw[0]['plan_index'] - 1}.json").read_text()
     after = (tmp_path / "run" / f"plan-{sw[0]['plan_index']}.json").read_text()
@@ -110,13 +110,13 @@ def test_a_device_killed_mid_stream_is_dropped_and_the_stream_finishes(tb, tmp_p
             t.start()
             threads.append(t)
 
-    res = adapt(str(path), requests=6, options=AdaptOptions(epoch=3, threshold=10.0), testbed=tb, out=str(run),
+    res = adapt(str(path), requests=4, options=AdaptOptions(epoch=2, threshold=10.0), testbed=tb, out=str(run),
                 timeout=20, between=between)
     for t in threads:
         t.join(timeout=30)
     assert killed, "the test did not get to kill d2"
-    assert res["done"] == 6 and res["all_verified"]
+    assert res["done"] == 4 and res["all_verified"]
     sw = [s for s in res["switches"] if s["why"] == "device d2 failed"]
-    assert len(sw) == 1 and sw[0]["new_devices"] == ["d0", "d1"] and sw[0]["at_request"] == 3
-    assert [e["requests"] for e in res["epochs"]] == [[0, 3], [3, 6]]  # the interrupted requests ran again
+    assert len(sw) == 1 and sw[0]["new_devices"] == ["d0", "d1"] and sw[0]["at_request"] == 2
+    assert [e["requests"] for e in res["epochs"]] == [[0, 2], [2, 4]]  # the interrupted requests ran again
     assert res["epochs"][-1]["devices"] == ["d0", "d1"]

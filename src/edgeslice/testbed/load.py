@@ -80,11 +80,13 @@ def _write(tag: str, data: dict) -> None:
 
 
 def _running(pid: int) -> bool:
+    """True once ``pid`` *is* the generator: python running the module (not the shell or ``ip netns exec`` on the
+    way to it, whose arguments name it too: they run before the process has joined the device's cgroups)."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"edgeslice.testbed.loadgen" in cmd and procs._alive(pid)
+    return cmd[1:3] == [b"-m", b"edgeslice.testbed.loadgen"] and procs._alive(pid)
 
 
 def generators(tag: str = "0") -> dict:
