@@ -39,6 +39,7 @@ def tb():
     t, _ = net.up(_cluster(), tag=TAG)
     yield t
     net.down(TAG)
+    assert not (net.STATE_DIR / f"load-{TAG}.json").exists()
 
 
 def _plan(tmp_path):

@@ -43,6 +43,7 @@ def clean():
     net.down(TAG)
     assert not (net.STATE_DIR / f"testbed-{TAG}.json").exists()
     assert not (net.CPUACCT_ROOT / f"edgeslice-{TAG}").exists()
+    assert not (net.STATE_DIR / f"load-{TAG}.json").exists()
 
 
 def test_schedule_parsing_names_what_is_wrong():

@@ -456,10 +456,10 @@ def down(tag: str = "0", *, wait_s: float = DOWN_WAIT_S) -> list[str]:
         time.sleep(0.01)  # a veth also goes when its namespace is dismantled, which the kernel does later
     gone += [f"link {l}" for l in links if l not in still]
     left += [f"link {l} (`ip link del`: {errors.get(l) or 'it is still there'})" for l in sorted(still)]
-    p = _state_path(tag)
-    if p.exists():
-        p.unlink(missing_ok=True)
-        gone.append(f"state {p}")
+    for p in (_state_path(tag), STATE_DIR / f"load-{tag}.json"):  # the testbed's, and its load generators' pids
+        if p.exists():
+            p.unlink(missing_ok=True)
+            gone.append(f"state {p}")
     if left:
         raise LeftoversError(tag, gone, left)
     return gone
