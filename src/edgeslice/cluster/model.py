@@ -49,6 +49,14 @@ def _load_profile_problem(data: dict) -> str | None:
     models = data.get("models")
     if not isinstance(models, dict) or not models:
         return "'models' must map each profiled model to its layers"
+    fit = data.get("fcpm")
+    if fit is not None:
+        kinds = ("additive", "loglinear", "gbrt", "mlp")  # edgeslice.cost.learned.fcpm.CANDIDATES
+        if not isinstance(fit, dict) or fit.get("model") not in kinds + (None,):
+            return f"'fcpm.model' must be one of {', '.join(kinds)} (what `edgeslice predictor fit` writes)"
+        for k in ("train_models", "train_loads"):
+            if fit.get(k) is not None and not isinstance(fit[k], list):
+                return f"'fcpm.{k}' must be a list or null"
     for key, m in models.items():
         layers = m.get("layers") if isinstance(m, dict) else None
         if not isinstance(layers, dict):
@@ -58,11 +66,16 @@ def _load_profile_problem(data: dict) -> str | None:
             if not isinstance(v, dict) or not isinstance(v.get("kind"), str):
                 return f"{where} needs 'kind' (text)"
             for k in ("flops", "in_elems", "out_elems", "param_bytes"):
-                if not _num(v.get(k)):
-                    return f"{where}.{k} must be a number"
+                if not _num(v.get(k)) or v.get(k) < 0:
+                    return f"{where}.{k} must be a number >= 0"
+            for k in ("kernel", "groups", "cin", "cout"):
+                if k in v and (not _num(v[k]) or v[k] < 0):
+                    return f"{where}.{k} must be a number >= 0"
             s = v.get("samples")
-            if not (isinstance(s, list) and all(isinstance(x, list) and len(x) == 3 and all(_num(y) for y in x) for x in s)):
-                return f"{where}.samples must be [fraction, load_percent, seconds] triples"
+            if not (isinstance(s, list) and all(isinstance(x, list) and len(x) == 3 and all(_num(y) for y in x)
+                                                and 0 < x[0] <= 1 and 0 <= x[1] <= 100 and x[2] >= 0 for x in s)):
+                return (f"{where}.samples must be [fraction in (0, 1], load percent in [0, 100], seconds >= 0] "
+                        "triples")
     return None
 
 
