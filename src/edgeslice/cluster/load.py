@@ -68,6 +68,7 @@ from typing import Any
 import yaml
 
 from edgeslice.cluster.model import NAME_RE, Cluster, Device, Link, Profile, path_label
+from edgeslice.cluster.schedule import load_schedule
 from edgeslice.errors import ClusterError, brief, label, listing, one_line
 
 __all__ = ["load_cluster", "parse_cluster", "builtin_clusters", "resolve_cluster", "EXAMPLES_DIR"]
@@ -254,7 +255,7 @@ def _device(chk: _Checker, raw: Any, i: int, base: Path | None) -> Device:
     memory = chk.number(d.get("memory_mb", 4096), f"{f}.memory_mb", lo=0, lo_open=True)
     load = chk.number(d.get("cpu_load", 0), f"{f}.cpu_load", lo=0, lo_open=False, hi=1,
                       what="a fraction in [0, 1) (0 = idle, 0.6 = 60% busy with other work)")
-    schedule = _load_schedule(chk, d["load"], f"{f}.load") if "load" in d else ()
+    schedule = load_schedule(chk, d["load"], f"{f}.load") if "load" in d else ()
     if schedule and "cpu_load" not in d:  # both given (a plan's cluster): cpu_load is the load now, e.g. measured
         load = next((v for t, v in reversed(schedule) if t <= 0), 0.0)
     cpus = d.get("cpus")
@@ -284,26 +285,6 @@ def _device(chk: _Checker, raw: Any, i: int, base: Path | None) -> Device:
     scale = chk.number(d.get("scale", 1.0), f"{f}.scale", lo=0, lo_open=True)
     return Device(name=name, gflops=gflops, memory_mb=memory, cpu_load=load, cpus=cpus, profile=profile, scale=scale,
                   profile_data=profile_data, load_schedule=schedule)
-
-
-def _load_schedule(chk: _Checker, raw: Any, f: str) -> tuple[tuple[float, float], ...]:
-    """A device's ``load:`` (percent of its CPU busy with other work, constant or ``[[t_s, percent], ...]``) as
-    ``((t_s, fraction), ...)`` sorted by time."""
-    what = "a percent in [0, 100) (e.g. 60: 60% of the device busy with other work)"
-    if not isinstance(raw, list):
-        return ((0.0, chk.number(raw, f, lo=0, lo_open=False, hi=100, what=what) / 100.0),)
-    if not raw:
-        raise chk.fail(f, "give a percent (e.g. 60) or steps [[t_s, percent], ...], not an empty list")
-    steps = []
-    for i, s in enumerate(raw):
-        if not (isinstance(s, list) and len(s) == 2):
-            raise chk.fail(f"{f}[{i}]", f"must be [t_s, percent], got {_show(s)}")
-        t = chk.number(s[0], f"{f}[{i}][0]", lo=0, lo_open=False)
-        steps.append((float(t), chk.number(s[1], f"{f}[{i}][1]", lo=0, lo_open=False, hi=100, what=what) / 100.0))
-    times = [t for t, _ in steps]
-    if len(set(times)) != len(times):
-        raise chk.fail(f, "two steps start at the same time; give each time once")
-    return tuple(sorted(steps))
 
 
 def _link(chk: _Checker, d: dict, f: str, inherit: Link | None) -> Link:
