@@ -26,6 +26,9 @@ def add(sub) -> None:
 def _files(paths) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for p in map(Path, paths):
+        if not p.exists():
+            raise EdgesliceError(f"{p}: no such file or folder (make load profiles with `edgeslice testbed profile C "
+                                 "--models ... --loads 0,20,40,60,80 -o DIR`, then pass DIR)")
         found = sorted(p.glob("loadprofile-*.json")) if p.is_dir() else [p]
         if not found:
             raise EdgesliceError(f"{p}: no loadprofile-*.json in it (make them with `edgeslice testbed profile C "
