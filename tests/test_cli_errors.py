@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from _cli import EDGESLICE, TIMEOUT, Result, _run, assert_user_error  # noqa: F401 - shared with the other CLI tests
 
-ZOO = {"vgg16", "resnet18", "resnet50", "mobilenet_v2", "alexnet", "yolov2", "googlenet", "shufflenet_v2", "yolov3_tiny",
+ZOO = {"vgg16", "resnet18", "resnet50", "mobilenet_v2", "alexnet", "yolov2", "googlenet", "shufflenet_v2", "yolov3_tiny", "resnet32", "nin",
        "unet_small", "resnet50_decoupled", "resnet50_decoupled_x175", "resnet18_decoupled", "vgg16_bn_decoupled"}
 
 

@@ -20,9 +20,11 @@ from edgeslice.models.zoo import ZOO, ZooEntry, yolov2, yolov3_tiny
 torch.set_num_threads(2)
 
 NAMES = ["vgg16", "resnet18", "resnet50", "mobilenet_v2", "alexnet", "yolov2", "googlenet",
-         "shufflenet_v2", "yolov3_tiny", "unet_small"]
+         "shufflenet_v2", "yolov3_tiny", "unet_small", "resnet32", "nin"]
 # DeCNN's decoupled variants are registered too; test_decoupled.py checks them.
 DECOUPLED = ["resnet50_decoupled", "resnet50_decoupled_x175", "resnet18_decoupled", "vgg16_bn_decoupled"]
+# The two more that Li et al. (TMC 2024) place; registered after the decoupled ones.
+MEC = ["resnet32", "nin"]
 
 # torchvision's parameter counts at default settings (1000 classes).
 # YOLOv2 (VOC, 20 classes, 5 anchors) has no torchvision counterpart; its count
@@ -57,6 +59,12 @@ EXPECTED_PARAMS = {
     "shufflenet_v2": 2_278_604,
     "yolov3_tiny": 8_852_366,
     "unet_small": 1_964_114,
+    # ResNet-32 (CIFAR, n=5, projection shortcuts, 10 classes): stem 432 + 32 BN; stage 1 ten 3x3
+    # 16->16 convs 23,040 + BN 320; stage 2 first conv 4,608, nine 32->32 convs 82,944, proj 512 + BN
+    # 704; stage 3 first 18,432, nine 64->64 331,776, proj 2,048 + BN 1,408; fc 650   total 466,906
+    "resnet32": 466_906,
+    # NiN (ImageNet): mlpconv 96 53,568; 256 746,240; 384 1,180,800; 1000 5,459,000   total 7,439,608
+    "nin": 7_439_608,
 }
 
 # Small inputs (C, H, W) and the output shape they give, without the batch dim.
@@ -71,6 +79,8 @@ SMALL_INPUT = {
     "shufflenet_v2": ((3, 64, 64), (1000,)),
     "yolov3_tiny": ((3, 128, 128), (255 * (4 * 4 + 8 * 8),)),  # both heads, flattened
     "unet_small": ((3, 64, 64), (2, 64, 64)),
+    "resnet32": ((3, 32, 32), (10,)),
+    "nin": ((3, 96, 96), (1000,)),
 }
 
 
@@ -87,14 +97,14 @@ def _input(name: str, batch: int = 1) -> torch.Tensor:
 
 
 def test_registry() -> None:
-    assert list(ZOO) == NAMES + DECOUPLED
+    assert list(ZOO) == NAMES[:-2] + DECOUPLED + MEC
     for name, entry in ZOO.items():
         assert isinstance(entry, ZooEntry)
         assert entry.name == name
         assert callable(entry.factory)
         assert entry.description and "\n" not in entry.description
         expected = {"yolov2": (3, 416, 416), "yolov3_tiny": (3, 416, 416),
-                    "unet_small": (3, 128, 128)}.get(name, (3, 224, 224))
+                    "unet_small": (3, 128, 128), "resnet32": (3, 32, 32)}.get(name, (3, 224, 224))
         assert entry.input_shape == expected
         c, h, w = entry.input_shape
         assert h % entry.side == 0 and w % entry.side == 0

@@ -1,4 +1,4 @@
-"""VGG-16 and AlexNet, as torchvision lays them out (see :mod:`edgeslice.models.zoo`)."""
+"""VGG-16 and AlexNet as torchvision lays them out, and NiN (see :mod:`edgeslice.models.zoo`)."""
 
 from __future__ import annotations
 
@@ -138,3 +138,38 @@ def alexnet(num_classes: int = 1000) -> nn.Module:
     torchvision's ``alexnet`` (61,100,840 parameters at 1000 classes).
     """
     return AlexNet(num_classes=num_classes)
+
+
+def _mlpconv(in_ch: int, out_ch: int, k: int, stride: int, padding: int) -> list[nn.Module]:
+    """One NiN block: a kxk conv and two 1x1 convs (the "micro network"), each followed by a ReLU."""
+    return [nn.Conv2d(in_ch, out_ch, k, stride, padding), nn.ReLU(),
+            nn.Conv2d(out_ch, out_ch, 1), nn.ReLU(),
+            nn.Conv2d(out_ch, out_ch, 1), nn.ReLU()]
+
+
+class NiN(nn.Module):
+    """Network in Network for ImageNet: four mlpconv blocks, max pools between, global average pooling."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            *_mlpconv(3, 96, 11, 4, 0), nn.MaxPool2d(3, 2),
+            *_mlpconv(96, 256, 5, 1, 2), nn.MaxPool2d(3, 2),
+            *_mlpconv(256, 384, 3, 1, 1), nn.MaxPool2d(3, 2),
+            nn.Dropout(0.5),
+            *_mlpconv(384, num_classes, 3, 1, 1),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.avgpool(self.features(x)), 1)
+
+
+def nin(num_classes: int = 1000) -> nn.Module:
+    """NiN (Lin, Chen & Yan, "Network In Network", ICLR 2014), the ImageNet layout of the authors' Caffe model.
+
+    One of the four models Li et al. (TMC 2024) place block by block.  No
+    fully connected layer: the last mlpconv makes one map per class and global
+    average pooling reads them.  7,439,608 parameters at 1000 classes.
+    """
+    return NiN(num_classes=num_classes)

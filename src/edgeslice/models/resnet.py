@@ -163,3 +163,44 @@ def resnet50(num_classes: int = 1000) -> nn.Module:
     torchvision's ``resnet50`` (25,557,032 parameters at 1000 classes).
     """
     return ResNet(Bottleneck, (3, 4, 6, 3), num_classes=num_classes)
+
+
+class CifarResNet(nn.Module):
+    """He et al.'s CIFAR ResNet-(6n+2): a 3x3 stem of 16 channels, three stages of ``n`` BasicBlocks
+    (16, 32, 64 channels, strides 1, 2, 2) with 1x1-conv+BN projection shortcuts where the shape
+    changes, global average pooling and one fully connected layer."""
+
+    def __init__(self, n: int, num_classes: int = 10) -> None:
+        super().__init__()
+        self.in_ch = 16
+        self.conv1 = _conv3x3(3, 16)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU()
+        self.layer1 = self._stage(16, n, 1)
+        self.layer2 = self._stage(32, n, 2)
+        self.layer3 = self._stage(64, n, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(64, num_classes)
+
+    def _stage(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        down = None
+        if stride != 1 or self.in_ch != planes:
+            down = nn.Sequential(_conv1x1(self.in_ch, planes, stride), nn.BatchNorm2d(planes))
+        layers: list[nn.Module] = [BasicBlock(self.in_ch, planes, stride, down)]
+        self.in_ch = planes
+        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet32(num_classes: int = 10) -> nn.Module:
+    """ResNet-32 for 32x32 images (He et al., CVPR 2016, section 4.2: n = 5, 31 convs + 1 FC).
+
+    One of the four models Li et al. (TMC 2024) place block by block.  With
+    projection shortcuts (option B) it has 466,906 parameters at 10 classes.
+    """
+    return CifarResNet(5, num_classes=num_classes)

@@ -28,7 +28,7 @@ the layer-graph partitioner built on top of it:
 No pretrained weights are shipped and nothing is downloaded.  ``ZOO`` maps a
 short name to a :class:`ZooEntry` holding the factory and the default input
 shape.  The architectures live one family per module: :mod:`.classic` (VGG-16,
-AlexNet), :mod:`.resnet`, :mod:`.mobilenet`, :mod:`.shufflenet` (ShuffleNetV2),
+AlexNet, NiN), :mod:`.resnet`, :mod:`.mobilenet`, :mod:`.shufflenet` (ShuffleNetV2),
 :mod:`.googlenet`, :mod:`.yolo` (YOLOv2, YOLOv3-tiny), :mod:`.unet` (small
 U-Net), and :mod:`.decoupled` (DeCNN's decoupled ResNets and VGG: group
 convolutions and channel shuffles, built from the wide originals by one
@@ -42,7 +42,7 @@ from typing import Callable
 
 from torch import nn
 
-from edgeslice.models.classic import alexnet, vgg16
+from edgeslice.models.classic import alexnet, nin, vgg16
 from edgeslice.models.decoupled import (
     resnet18_decoupled,
     resnet50_decoupled,
@@ -51,7 +51,7 @@ from edgeslice.models.decoupled import (
 )
 from edgeslice.models.googlenet import googlenet
 from edgeslice.models.mobilenet import mobilenet_v2
-from edgeslice.models.resnet import resnet18, resnet50
+from edgeslice.models.resnet import resnet18, resnet32, resnet50
 from edgeslice.models.shufflenet import shufflenet_v2
 from edgeslice.models.unet import unet_small
 from edgeslice.models.yolo import yolov2, yolov3_tiny
@@ -73,6 +73,8 @@ __all__ = [
     "resnet50_decoupled_x175",
     "resnet18_decoupled",
     "vgg16_bn_decoupled",
+    "resnet32",
+    "nin",
 ]
 
 
@@ -131,6 +133,10 @@ ZOO: dict[str, ZooEntry] = {
                  "DeCNN-style ResNet-18 x1.5, BasicBlock convs in g groups (default 4), 3 channel shuffles"),
         ZooEntry("vgg16_bn_decoupled", vgg16_bn_decoupled, (3, 224, 224),
                  "DeCNN VGG-16-BN x1.75 (Du et al. 2021), 3x3 convs in g groups (default 4), 2 channel shuffles"),
+        ZooEntry("resnet32", resnet32, (3, 32, 32),
+                 "ResNet-32 for CIFAR (He et al. 2015), 3 stages of 5 BasicBlocks, 16-32-64 channels"),
+        ZooEntry("nin", nin, (3, 224, 224),
+                 "Network in Network (Lin et al. 2014), 4 mlpconv blocks, global average pooling, no FC"),
     )
 }
 
