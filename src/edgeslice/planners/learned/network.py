@@ -1,0 +1,164 @@
+"""The MEC network's numbers for one episode, and the cost of placing one block: shared by the
+environment, the exact optimum and every baseline, so they all price a placement the same way.
+
+Li et al.'s model (``paper`` mode): block m of a task costs ``L_m = x + c_m / f`` where ``f`` is
+``f_l`` on the device (place 0) or ``F_n`` on ES n (place n), and ``x`` moves its input ``I_m``
+from the previous block's place: ``I_m / R_n`` between the device and ES n, ``I_m / R_max``
+between two ESs, 0 on one place.  The device pays ``kappa f_l^2 c_m`` for a local block and
+``p x`` for what it sends.  No queueing: tasks do not meet.
+
+``contention`` mode adds what the paper leaves out: each ES computes one block at a time, each
+ES's wireless channel carries one transfer at a time (shared by all devices, both directions),
+each device's CPU is one FIFO; a block waits for its resource, and ``L_m`` (its finish minus the
+previous block's finish) includes the wait.
+
+>>> from edgeslice.planners.learned.config import load_config
+>>> net = Network(load_config("paper", tasks=3), seed=0)
+>>> net.R.shape, bool(((net.R >= 0.8e6) & (net.R <= 2.0e6)).all())
+((3, 4), True)
+>>> t = net.task(0)
+>>> d, e = t.place(0, 1), t.energy
+>>> float(round(d - net.inb[0] / net.R[0, 0] - net.cyc[0] / net.F[1], 12)), bool(e > 0)
+(0.0, True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeslice.planners.learned.blocks import model_blocks
+from edgeslice.planners.learned.config import MECConfig
+
+
+class Network:
+    """One episode's instance: per task its arrival, device, channel rates and block deadlines.
+
+    Everything random is drawn at construction from ``seed``, so the same seed
+    gives the same episode to every policy and to the optimum.  ``F[p]`` is the
+    compute rate (cycles/s) of place ``p`` (``F[0] = f_l``); ``R[t, n]`` the
+    device↔ES-n rate for task ``t``; ``tau[t, m]`` block deadlines.
+    """
+
+    def __init__(self, cfg: MECConfig, seed: int | None = None):
+        self.cfg = cfg
+        b = model_blocks(cfg.model, cfg.blocks, cfg.input)
+        self.blocks = b
+        self.M, self.N, self.T = b.m, cfg.edge_servers, cfg.tasks
+        self.cyc = [f / cfg.flops_per_cycle for f in b.flops]
+        self.inb = list(b.in_bytes)
+        self.F = [cfg.local_hz, *cfg.es_hz]
+        rng = np.random.default_rng(seed)
+        T, N = self.T, self.N
+        if cfg.mode == "paper":
+            self.arrival = np.arange(T) / cfg.rate
+        else:
+            self.arrival = np.cumsum(rng.exponential(1.0 / cfg.rate, T))
+        self.device = rng.integers(0, cfg.iot_devices, T)
+        gain = 10.0 ** (np.asarray(cfg.es_gain_db) / 10.0)
+        h2 = gain[None, :] * rng.exponential(1.0, (T, N))  # Rayleigh fading: |h|^2 ~ Exp(mean gain)
+        snr = cfg.tx_power_w * h2 / (cfg.noise_w_per_hz * cfg.bandwidth_hz)
+        R = cfg.bandwidth_hz * np.log2(1.0 + snr) / 8.0  # bytes/s
+        lo, hi = cfg.rate_range_Bps
+        self.R = np.clip(R, lo, hi)
+        dlo, dhi = cfg.deadline_s
+        self.tau = rng.uniform(dlo, dhi, (T, self.M))
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Empty queues and full energy budgets (the start of the episode)."""
+        self.energy_left = [self.cfg.energy_budget_j] * self.cfg.iot_devices
+        self.es_free = [0.0] * self.N
+        self.chan_free = [0.0] * self.N
+        self.local_free = [0.0] * self.cfg.iot_devices
+        self.es_cycles = [0.0] * self.N  # cycles placed on each ES so far (Greedy's load in paper mode)
+
+    def task(self, t: int) -> "TaskRun":
+        return TaskRun(self, t)
+
+    # -- the paper mode's per-task tables (the DP's edge costs) ----------------------------------
+
+    def tables(self, t: int):
+        """``(D, E)``: ``D[m, q, p]`` seconds and ``E[m, q, p]`` joules of block m on p after block m-1 on q
+        (``q = 0`` for m = 0: the image is on the device); paper mode only (no queues)."""
+        M, P = self.M, self.N + 1
+        cfg = self.cfg
+        rate = np.full((P, P), cfg.backhaul_Bps)
+        rate[0, 1:] = rate[1:, 0] = self.R[t]
+        x = np.asarray(self.inb)[:, None, None] / rate[None]
+        x[:, np.arange(P), np.arange(P)] = 0.0
+        comp = np.asarray(self.cyc)[:, None] / np.asarray(self.F)[None, :]
+        D = x + comp[:, None, :]
+        E = np.zeros((M, P, P))
+        E[:, 0, 1:] = cfg.tx_power_w * x[:, 0, 1:]
+        E[:, :, 0] += cfg.kappa * cfg.local_hz ** 2 * np.asarray(self.cyc)[:, None]
+        return D, E
+
+
+class TaskRun:
+    """One task being placed block by block: :meth:`place` commits block m to place p and returns ``L_m``."""
+
+    __slots__ = ("net", "t", "dev", "m", "prev", "ready", "energy", "edge", "local", "delays")
+
+    def __init__(self, net: Network, t: int):
+        self.net, self.t = net, t
+        self.dev = int(net.device[t])
+        self.m, self.prev = 0, 0
+        self.ready = float(net.arrival[t])
+        self.energy = self.edge = self.local = 0.0
+        self.delays: list[float] = []
+
+    def place(self, m: int, p: int) -> float:
+        """Commit block ``m`` (the next one) to place ``p``; returns its delay ``L_m`` (waits included)."""
+        net, cfg = self.net, self.net.cfg
+        assert m == self.m, "blocks are placed in order"
+        q, nbytes, cyc = self.prev, net.inb[m], net.cyc[m]
+        contention = cfg.mode == "contention"
+        start = self.ready
+        t = start
+        if p != q:
+            if q == 0 or p == 0:
+                n = (p or q) - 1
+                dur = nbytes / net.R[self.t, n]
+                if contention:
+                    t = max(t, net.chan_free[n])
+                    net.chan_free[n] = t + dur
+                if q == 0:
+                    self.energy += cfg.tx_power_w * dur
+            else:
+                dur = nbytes / cfg.backhaul_Bps
+            t += dur
+        tx_end = t
+        dur = cyc / net.F[p]
+        if contention:
+            if p == 0:
+                t = max(t, net.local_free[self.dev])
+                net.local_free[self.dev] = t + dur
+            else:
+                t = max(t, net.es_free[p - 1])
+                net.es_free[p - 1] = t + dur
+        t += dur
+        if p == 0:
+            self.energy += cfg.kappa * cfg.local_hz ** 2 * cyc
+            self.edge += tx_end - start
+            self.local += t - tx_end
+        else:
+            net.es_cycles[p - 1] += cyc
+            self.edge += t - start
+        L = t - start
+        self.ready, self.prev, self.m = t, p, m + 1
+        self.delays.append(L)
+        return L
+
+    def finish(self) -> float:
+        """Charge the task's energy to its device; returns the joules drawn beyond the budget."""
+        net = self.net
+        left = net.energy_left[self.dev]
+        over = self.energy - max(left, 0.0)
+        net.energy_left[self.dev] = left - self.energy
+        return max(over, 0.0)
+
+
+def penalty(L: float, tau: float) -> float:
+    """The deadline term of the reward: seconds past the block's deadline."""
+    return L - tau if L > tau else 0.0
+
