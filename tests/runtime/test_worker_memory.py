@@ -22,7 +22,7 @@ def _tensors(gm) -> dict[str, torch.Tensor]:
     return {**dict(gm.named_parameters()), **dict(gm.named_buffers())}
 
 
-@pytest.mark.parametrize("spec,shape,seeds", [("alexnet", (3, 64, 64), range(6)), ("resnet18", (3, 32, 32), range(3))])
+@pytest.mark.parametrize("spec,shape,seeds", [("alexnet", (3, 64, 64), range(2)), ("resnet18", (3, 32, 32), range(2))])
 def test_mapped_share_is_exactly_the_pruned_whole_model(traced, tmp_path, spec, shape, seeds):
     g, _ = traced(spec, shape)
     plans = [channel_plan(g, 3)] + [make_plan("random", g, devices=3, seed=s) for s in seeds]

@@ -17,7 +17,7 @@ import sys
 
 from edgeslice.errors import EdgesliceError
 
-COMMANDS = ('models', 'planners', 'layers', 'plan', 'simulate', 'compare', 'profile', 'run', 'worker', 'bench', 'testbed', 'show', 'check', 'predictor')
+COMMANDS = ('models', 'planners', 'layers', 'plan', 'simulate', 'compare', 'profile', 'run', 'worker', 'bench', 'testbed', 'show', 'check', 'predictor', 'train')
 
 
 class _Parser(argparse.ArgumentParser):

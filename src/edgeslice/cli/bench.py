@@ -20,8 +20,8 @@ from edgeslice.errors import EdgesliceError
 
 def add(sub) -> None:
     p = sub.add_parser("bench", help="built-in benchmarks")
-    p.add_argument("what", choices=("simulate", "testbed", "fl", "decnn", "ofpcnn"))
-    p.add_argument("--quick", action="store_true", help="fl: a small subset (under two minutes)")
+    p.add_argument("what", choices=("simulate", "testbed", "fl", "decnn", "ofpcnn", "mec"))
+    p.add_argument("--quick", action="store_true", help="fl, mec: a small subset (under two / three minutes)")
     p.add_argument("--models", default=None, help="fl: comma-separated zoo models (default: vgg16,resnet50,yolov2,alexnet,mobilenet_v2)")
     p.add_argument("--bf-limit", type=_positive_float, default=4e6, help="fl: run fl-bf where it tries at most this many path assignments")
     p.add_argument("--seconds", type=_positive_float, default=3.0)
@@ -62,6 +62,8 @@ def run(args) -> int:
         return _bench_decnn(args)
     if args.what == "ofpcnn":
         return _bench_ofpcnn(args)
+    if args.what == "mec":
+        return _bench_mec(args)
     raise EdgesliceError(f"unknown benchmark {args.what!r}")
 
 
@@ -211,10 +213,53 @@ def _bench_ofpcnn(args) -> int:
                     "vs hvpm blind"):
             t.add_column(col)
         for s in res["summary"]:
-            f = lambda v: "-" if v is None else f"{v * 1e3:.0f}"  # noqa: E731
+            f = lambda v: "-" if v is None else f"{v * 1e3:.0f}"
             t.add_row(s["cluster"], ", ".join(f"{d} {v:g}%" for d, v in s["loads"].items()) or "none",
                       "testbed" if s["testbed"] else "predicted", str(s["best_other"]), f(s["hvpm_fcpm_latency_s"]),
                       f(s["best_other_latency_s"]), f"{s['speedup_vs_best_other']:.2f}x" if s["speedup_vs_best_other"] else "-",
                       f"{s['speedup_vs_hvpm_blind']:.2f}x" if s["speedup_vs_hvpm_blind"] else "-")
         con.print(t)
     return 0 if all(r["verified"] is not False for r in res["rows"]) else 1
+
+
+def _bench_mec(args) -> int:
+    """``bench mec``: MTL-A3C against A3C, DQN, the paper's heuristics, ours and the exact optimum (Li et al.)."""
+    from edgeslice.bench.mec import METHODS, bench_mec
+    from edgeslice.viz.curves import learning_curves, sweep_chart
+
+    stem = "benchmarks/mec_quick" if args.quick else "benchmarks/mec"
+    chart = Path(args.chart or f"{stem}_sweeps.png")
+    chart.parent.mkdir(parents=True, exist_ok=True)
+    res = bench_mec(quick=args.quick, progress=lambda line: print(line, flush=True,
+                                                                  file=sys.stderr if args.json else sys.stdout))
+    sweep_chart(res["sweeps"], chart)
+    curves_png = chart.with_name(chart.name.replace("_sweeps", "_curves"))
+    if curves_png == chart:
+        curves_png = chart.with_suffix(".curves.png")
+    opt = res["defaults"]["optimum"]["reward"]
+    learning_curves({k: v for k, v in res["curves"].items() if not k.startswith("contention")}, curves_png,
+                    references={"exact optimum (evaluation episodes)": opt},
+                    title="paper mode, defaults: mean task reward per training episode")
+    res["charts"] = [str(chart), str(curves_png)]
+    Path(f"{stem}.json").write_text(json.dumps(res))
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    con = _console()
+    from rich.table import Table
+
+    for title, rows in (("paper mode, defaults", res["defaults"]), ("contention mode (gap to queue-dp)", res["contention"])):
+        t = Table(title=f"MEC {title}: per task, {len(rows)} methods")
+        for col in ("method", "total s", "edge s", "local s", "miss rate", "energy J", "gap %", "converged by", "train s"):
+            t.add_column(col)
+        for m in METHODS:
+            if m not in rows:
+                continue
+            r = rows[m]
+            f = lambda v, fmt: "-" if v is None else format(v, fmt)
+            t.add_row(m, f(r["total_delay_s"], ".4f"), f(r["edge_delay_s"], ".4f"), f(r["local_delay_s"], ".4f"),
+                      f(r["miss_rate"], ".4f"), f(r["energy_j"], ".3f"), f(r["gap_to_optimum_pct"], ".1f"),
+                      f(r.get("episodes_to_converge"), "d"), f(r.get("train_s"), ".0f"))
+        con.print(t)
+    print(f"charts {', '.join(res['charts'])}; all figures in {stem}.json; {res['bench_s']:.0f} s")
+    return 0

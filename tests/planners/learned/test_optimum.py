@@ -10,7 +10,13 @@ import pytest
 from edgeslice.planners.learned.config import load_config
 from edgeslice.planners.learned.env import MECEnv
 from edgeslice.planners.learned.network import Network
-from edgeslice.planners.learned.optimum import _edge_costs, episode_optimum, path_cost, pareto_front, task_dp
+from edgeslice.planners.learned.optimum import (
+    _edge_costs,
+    episode_optimum,
+    pareto_front,
+    path_cost,
+    task_dp,
+)
 
 
 def _random_cfg(rng, **kw):

@@ -15,7 +15,7 @@ seeds ``10_000 + i``, which training never draws.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -72,13 +72,13 @@ class ActorCritic(nn.Module):
         return total
 
 
-def save_agent(net: ActorCritic, path: str | Path, *, algo: str, config: dict, extra: dict | None = None) -> None:
+def save_agent(net: nn.Module, path: str | Path, *, algo: str, config: dict, extra: dict | None = None) -> None:
     """Write ``net`` with what it was trained on (algo, the MEC config as a dict) for :func:`load_agent`."""
     torch.save({"format": FORMAT, "algo": algo, "dims": dict(net.dims), "config": config,
                 "state_dict": net.state_dict(), **(extra or {})}, Path(path))
 
 
-def load_agent(path: str | Path) -> tuple[ActorCritic, dict]:
+def load_agent(path: str | Path) -> tuple[nn.Module, dict]:
     """``(network, record)`` from a file :func:`save_agent` wrote (read with ``weights_only=True``)."""
     p = Path(path)
     if not p.is_file():
@@ -89,7 +89,13 @@ def load_agent(path: str | Path) -> tuple[ActorCritic, dict]:
         raise OptionError(f"agent {p}: not an edgeslice agent ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(rec, dict) or rec.get("format") != FORMAT:
         raise OptionError(f"agent {p}: not an edgeslice agent (format {rec.get('format') if isinstance(rec, dict) else '?'!r})")
-    net = ActorCritic(**rec["dims"])
+    dims = dict(rec["dims"])
+    if dims.pop("kind", None) == "q":
+        from edgeslice.planners.learned.dqn import QNet
+
+        net = QNet(dims["obs_dim"], dims["places"], hidden=dims["hidden"])
+    else:
+        net = ActorCritic(**dims)
     net.load_state_dict(rec["state_dict"])
     net.eval()
     return net, rec

@@ -72,7 +72,7 @@ class Network:
         self.local_free = [0.0] * self.cfg.iot_devices
         self.es_cycles = [0.0] * self.N  # cycles placed on each ES so far (Greedy's load in paper mode)
 
-    def task(self, t: int) -> "TaskRun":
+    def task(self, t: int) -> TaskRun:
         return TaskRun(self, t)
 
     # -- the paper mode's per-task tables (the DP's edge costs) ----------------------------------
@@ -97,7 +97,7 @@ class Network:
 class TaskRun:
     """One task being placed block by block: :meth:`place` commits block m to place p and returns ``L_m``."""
 
-    __slots__ = ("net", "t", "dev", "m", "prev", "ready", "energy", "edge", "local", "delays")
+    __slots__ = ("delays", "dev", "edge", "energy", "local", "m", "net", "prev", "ready", "t")
 
     def __init__(self, net: Network, t: int):
         self.net, self.t = net, t
