@@ -120,5 +120,5 @@ def run(args) -> int:
     else:
         print(f"{args.algo}: {len(curve)} episodes in {train_s:.1f} s; last episode reward {curve[-1]['reward']:.3f}, "
               f"delay {curve[-1]['delay_s']:.3f} s/task; converged (within 1%) by episode {summary['episodes_to_converge']}")
-        print(f"agent {out}  (evaluate: edgeslice bench mec --agent {out}); curve {curve_png}; checkpoints {ckpt_dir}/")
+        print(f"agent {out} (torch.load(..., weights_only=True) reads it); curve {curve_png}; checkpoints {ckpt_dir}/")
     return 0
