@@ -45,6 +45,20 @@ def traced():
     return get
 
 
+@pytest.fixture(scope="session")
+def tiny_agent(tmp_path_factory):
+    """A small trained MEC agent file (DQN, one short episode; 3 blocks, 2 edge servers): what planner
+    ``mtl-a3c`` needs as ``--agent``, for tests that run every planner."""
+    from edgeslice.planners.learned.agents import train_agent
+    from edgeslice.planners.learned.nets import save_agent
+
+    cfg = {"mode": "paper", "model": "alexnet", "input": [3, 64, 64], "blocks": 3, "edge_servers": 2, "tasks": 10}
+    net, _, _ = train_agent("dqn", cfg, {"episodes": 1, "actors": 1})
+    path = tmp_path_factory.mktemp("agent") / "agent.pt"
+    save_agent(net, path, algo="dqn", config=cfg)
+    return str(path)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _give_memory_back():
     yield

@@ -18,7 +18,7 @@ from edgeslice.errors import ClusterError
 
 REPO = Path(__file__).resolve().parents[2]
 REPO_EXAMPLES = REPO / "examples" / "clusters"
-NAMES = ["hetero3", "iot-edge", "local4", "mec", "pi4x4", "testbed-fl", "testbed-hetero", "testbed4"]
+NAMES = ["hetero3", "iot-edge", "local4", "mec", "mec-testbed", "pi4x4", "testbed-fl", "testbed-hetero", "testbed4"]
 
 
 # ----------------------------------------------------------------- examples

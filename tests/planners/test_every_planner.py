@@ -17,7 +17,7 @@ SMALL = {"vgg16": (3, 32, 32), "alexnet": (3, 64, 64), "resnet18": (3, 32, 32), 
 
 
 @pytest.mark.parametrize("spec", list(SMALL))
-def test_every_planner_on_every_model(traced, spec):
+def test_every_planner_on_every_model(traced, tiny_agent, spec):
     g, gm = traced(spec, SMALL[spec])
     cluster = resolve_cluster("hetero3")
     cost = ClusterCost(cluster)
@@ -26,7 +26,7 @@ def test_every_planner_on_every_model(traced, spec):
         ref = gm(x)
     for name in planners():
         try:
-            plan = make_plan(name, g, cluster, cost)
+            plan = make_plan(name, g, cluster, cost, **({"agent": tiny_agent} if name == "mtl-a3c" else {}))
         except EdgesliceError as exc:
             # the only planner allowed to refuse a zoo model is the exhaustive one, and it must say why
             assert name in ("bruteforce", "fl-bf"), f"{name} refused {spec}: {exc}"

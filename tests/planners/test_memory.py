@@ -101,7 +101,7 @@ def test_exact_planners_equal_bruteforce_under_random_memory_limits(seq6, exact)
     assert refused and solved  # the limits both bind and leave room
 
 
-def test_every_planner_fits_every_device_or_refuses_in_one_line(traced):
+def test_every_planner_fits_every_device_or_refuses_in_one_line(traced, tiny_agent):
     g, _ = traced("alexnet", (3, 64, 64))
     whole = g.param_bytes / 1e6
     base = Cluster.uniform(4)
@@ -111,7 +111,8 @@ def test_every_planner_fits_every_device_or_refuses_in_one_line(traced):
         if name == "bruteforce":
             continue
         try:
-            plan = make_plan(name, g, small, cost, **({"iterations": 3} if name == "fl-psomw" else {}))
+            plan = make_plan(name, g, small, cost, **({"iterations": 3} if name == "fl-psomw" else {}),
+                             **({"agent": tiny_agent} if name == "mtl-a3c" else {}))
         except MemoryFitError as exc:
             msg = str(exc)
             assert "\n" not in msg and "memory_mb" in msg and any(d.name in msg for d in small.devices), (name, msg)

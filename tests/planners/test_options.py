@@ -37,6 +37,7 @@ DEFAULTS = {
     "fl-psomw": {"swarm": 24, "iterations": 40, "seed": 0, "patience": None, "polish": 1200, "slots": 3,
                  "max_block": 12, "layouts": STANDARD},
     "hvpm": {"max_block": 8, "max_subset": 5, "seeds": True},
+    "mtl-a3c": {"agent": None, "deadline_s": None},
 }
 
 

@@ -35,11 +35,16 @@ def add(sub) -> None:
     p.add_argument("--out", default=None, help="testbed: folder for plans, worker logs and result.json")
     p.add_argument("--tag", default=_TAG, help=argparse.SUPPRESS)
     p.add_argument("--testbed", action="store_true",
-                   help="decnn: also run every plan for real on the emulated testbed (root; the first cluster)")
+                   help="decnn: also run every plan for real on the emulated testbed (root; the first cluster); "
+                        "mec: run a MEC scenario for real on it (IoT devices streaming, every task placed by the agent)")
     p.add_argument("--profiles", default=None,
                    help="ofpcnn: folder of the devices' load profiles (default .edgeslice/testbed/testbed4-loads)")
     p.add_argument("--levels", default="0,40,80", help="ofpcnn: background loads (percent) to predict at")
     p.add_argument("--measured-levels", default="0,60", help="ofpcnn --testbed: loads (percent) on d1 to run at")
+    p.add_argument("--agent", default=None,
+                   help="mec --testbed: the agent that places the tasks (default: train MTL-A3C on the measured network)")
+    p.add_argument("--tasks", type=_positive, default=24, help="mec --testbed: tasks in the run")
+    p.add_argument("--rate", type=_positive_float, default=4.0, help="mec --testbed: task releases per second")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=run)
 
@@ -224,6 +229,8 @@ def _bench_ofpcnn(args) -> int:
 
 def _bench_mec(args) -> int:
     """``bench mec``: MTL-A3C against A3C, DQN, the paper's heuristics, ours and the exact optimum (Li et al.)."""
+    if args.testbed:
+        return _bench_mec_testbed(args)
     from edgeslice.bench.mec import METHODS, bench_mec
     from edgeslice.viz.curves import learning_curves, sweep_chart
 
@@ -263,3 +270,32 @@ def _bench_mec(args) -> int:
         con.print(t)
     print(f"charts {', '.join(res['charts'])}; all figures in {stem}.json; {res['bench_s']:.0f} s")
     return 0
+
+
+def _bench_mec_testbed(args) -> int:
+    """``bench mec --testbed``: the MEC scenario run for real, measured against the contention simulator."""
+    from rich.table import Table
+
+    from edgeslice.runtime.mec import chart, real_run
+
+    err = _console_err()
+    res = real_run(args.cluster or "mec-testbed", model=args.model or "resnet18", input_shape=args.input or (3, 128, 128),
+                   tasks=args.tasks, rate=args.rate, agent=args.agent, tag=args.tag, force=args.force,
+                   out=args.out or "benchmarks/mec_testbed", progress=lambda m: err.print(m, highlight=False))
+    path = args.chart or str(Path(args.out or "benchmarks/mec_testbed") / "mec_testbed.png")
+    chart(res, path)
+    if args.json:
+        print(json.dumps({k: v["summary"] for k, v in res["policies"].items()}))
+    else:
+        t = Table(title=f"MEC on the {res['cluster']} testbed: {args.tasks} tasks at {args.rate:g}/s, all at once")
+        for col in ("placed by", "predicted s/task", "measured s/task", "error of means", "|error| per task: mean",
+                    "max", "within 15%", "outputs"):
+            t.add_column(col)
+        for name, p in res["policies"].items():
+            s = p["summary"]
+            t.add_row(name, f"{s['mean_predicted_s']:.3f}", f"{s['mean_measured_s']:.3f}", f"{s['mean_error_pct']:+.1f}%",
+                      f"{s['mean_abs_task_error_pct']:.1f}%", f"{s['max_abs_task_error_pct']:.1f}%",
+                      f"{s['tasks_within_15pct']}/{s['tasks']}", "verified" if s["all_outputs_ok"] else "[red]MISMATCH[/]")
+        _console().print(t)
+        print(f"chart: {path}")
+    return 0 if all(p["summary"]["all_outputs_ok"] for p in res["policies"].values()) else 1

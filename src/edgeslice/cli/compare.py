@@ -27,9 +27,9 @@ def add(sub) -> None:
 
 
 def _names(args) -> list[str]:
-    from edgeslice.planners import planners
+    from edgeslice.planners.compare import default_planners
 
-    return args.planners.split(",") if args.planners else [n for n in planners() if n not in ("bruteforce", "random")]
+    return args.planners.split(",") if args.planners else default_planners()
 
 
 def _options_for(names: list[str], given: dict) -> dict[str, dict]:

@@ -127,4 +127,4 @@ def _load_all() -> None:
 # Modules that register planners when imported.
 _MODULES = ("random", "whole.basic", "whole.neurosurgeon", "whole.layerwise", "whole.dads", "whole.bruteforce",
             "spatial.ftp", "spatial.modnn", "spatial.aofl", "channel.decnn", "fl.exact", "fl.swarm",
-            "hybrid.hvpm")
+            "hybrid.hvpm", "learned.planner")

@@ -27,7 +27,7 @@ from edgeslice.graph.layer import LayerGraph
 from edgeslice.plan.plan import Plan
 
 # Left out of a default comparison: brute force is for tiny cases, random is a fuzzer.
-NOT_COMPARED = ("bruteforce", "random")
+NOT_COMPARED = ("bruteforce", "random", "mtl-a3c")  # exhaustive, a reference, needs a trained agent
 
 
 class Comparison(NamedTuple):

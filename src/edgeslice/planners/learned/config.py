@@ -69,6 +69,14 @@ class MECConfig(BaseModel):
     energy_budget_j: float = Field(120.0, ge=0)
     energy_price: float = Field(1.0, ge=0)
     beta: float = Field(1.0, ge=0)
+    # ours, for a network measured rather than drawn (the real testbed run): seconds of each block on each
+    # place (rows: the device, then ES 1..N; each M long) instead of cycles / speed; a fixed rate from each
+    # IoT device to each ES (rows: devices; each N long, bytes/s) instead of the fading draw; and what a
+    # contention-mode transfer queues behind: one wireless channel per ES shared by every device ("es"), or
+    # one per device-ES pair and direction ("link": the testbed's switched per-pair links)
+    block_s: list[list[float]] | None = None
+    link_Bps: list[list[float]] | None = None
+    channels: Literal["es", "link"] = "es"
 
     @field_validator("deadline_s", "rate_range_Bps")
     @classmethod
@@ -93,6 +101,19 @@ class MECConfig(BaseModel):
             if not v:
                 raise ValueError(f"{key} is empty")
             object.__setattr__(self, key, [v[i % len(v)] for i in range(n)])
+        return self
+
+    @model_validator(mode="after")
+    def _measured(self):
+        if self.block_s is not None and (len(self.block_s) != self.edge_servers + 1 or any(
+                not r or any(not (x > 0 and math.isfinite(x)) for x in r) for r in self.block_s)):
+            raise ValueError(f"block_s needs {self.edge_servers + 1} rows (the device, then each ES) of positive "
+                             f"seconds per block")
+        if self.link_Bps is not None and (len(self.link_Bps) != self.iot_devices or any(
+                len(r) != self.edge_servers or any(not (x > 0 and math.isfinite(x)) for x in r)
+                for r in self.link_Bps)):
+            raise ValueError(f"link_Bps needs {self.iot_devices} rows (one per IoT device) of "
+                             f"{self.edge_servers} positive rates (bytes/s, one per ES)")
         return self
 
     @property

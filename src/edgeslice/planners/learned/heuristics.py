@@ -59,7 +59,7 @@ def greedy(env) -> np.ndarray:
     for m in range(env.M):
         n = int(np.argmin(load))
         out[m] = n + 1
-        load[n] += net.cyc[m] / net.F[n + 1]
+        load[n] += net.comp[n + 1][m]
     return out
 
 
@@ -86,6 +86,7 @@ def queue_dp(env) -> np.ndarray:
     contention = env.contention
     left = max(net.energy_left[dev], 0.0)
     kloc = cfg.kappa * cfg.local_hz ** 2
+    per_es, N = cfg.channels == "es", net.N
     # a label: (ready, cost, energy, chan_free tuple, es_free tuple, local_free, path)
     start = (float(net.arrival[t]), 0.0, 0.0, tuple(net.chan_free), tuple(net.es_free), net.local_free[dev], ())
     at = {0: [start]}
@@ -100,16 +101,17 @@ def queue_dp(env) -> np.ndarray:
                         if q == 0 or p == 0:
                             n = (p or q) - 1
                             dur = nbytes / R[n]
-                            if contention and ch[n] > tt:
-                                tt = ch[n]
+                            c = n if per_es else (dev * N + n) * 2 + (q == 0)
+                            if contention and ch[c] > tt:
+                                tt = ch[c]
                             if contention:
-                                ch = ch[:n] + (tt + dur,) + ch[n + 1:]
+                                ch = ch[:c] + (tt + dur,) + ch[c + 1:]
                             if q == 0:
                                 e2 += cfg.tx_power_w * dur
                         else:
                             dur = nbytes / cfg.backhaul_Bps
                         tt += dur
-                    dur = cyc / net.F[p]
+                    dur = net.comp[p][m]
                     s2, l2 = es, loc
                     if p == 0:
                         if contention and loc > tt:

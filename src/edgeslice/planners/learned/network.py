@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeslice.errors import OptionError
 from edgeslice.planners.learned.blocks import model_blocks
 from edgeslice.planners.learned.config import MECConfig
 
@@ -60,6 +61,15 @@ class Network:
         R = cfg.bandwidth_hz * np.log2(1.0 + snr) / 8.0  # bytes/s
         lo, hi = cfg.rate_range_Bps
         self.R = np.clip(R, lo, hi)
+        if cfg.link_Bps is not None:  # measured links: each task's rates are its device's
+            self.R = np.asarray(cfg.link_Bps, float)[self.device]
+        if cfg.block_s is not None:
+            if any(len(r) != self.M for r in cfg.block_s):
+                raise OptionError(f"mec config: block_s: needs {self.M} seconds per place (the model's blocks), "
+                                  f"got rows of {sorted({len(r) for r in cfg.block_s})}")
+            self.comp = [list(map(float, r)) for r in cfg.block_s]
+        else:
+            self.comp = [[c / f for c in self.cyc] for f in self.F]
         dlo, dhi = cfg.deadline_s
         self.tau = rng.uniform(dlo, dhi, (T, self.M))
         self.reset_state()
@@ -68,7 +78,8 @@ class Network:
         """Empty queues and full energy budgets (the start of the episode)."""
         self.energy_left = [self.cfg.energy_budget_j] * self.cfg.iot_devices
         self.es_free = [0.0] * self.N
-        self.chan_free = [0.0] * self.N
+        # "es": one channel per ES; "link": one per (device, ES, direction), index (dev * N + n) * 2 + (to the ES)
+        self.chan_free = [0.0] * (self.N if self.cfg.channels == "es" else 2 * self.N * self.cfg.iot_devices)
         self.local_free = [0.0] * self.cfg.iot_devices
         self.es_cycles = [0.0] * self.N  # cycles placed on each ES so far (Greedy's load in paper mode)
 
@@ -86,7 +97,7 @@ class Network:
         rate[0, 1:] = rate[1:, 0] = self.R[t]
         x = np.asarray(self.inb)[:, None, None] / rate[None]
         x[:, np.arange(P), np.arange(P)] = 0.0
-        comp = np.asarray(self.cyc)[:, None] / np.asarray(self.F)[None, :]
+        comp = np.asarray(self.comp).T  # (M, P)
         D = x + comp[:, None, :]
         E = np.zeros((M, P, P))
         E[:, 0, 1:] = cfg.tx_power_w * x[:, 0, 1:]
@@ -120,15 +131,16 @@ class TaskRun:
                 n = (p or q) - 1
                 dur = nbytes / net.R[self.t, n]
                 if contention:
-                    t = max(t, net.chan_free[n])
-                    net.chan_free[n] = t + dur
+                    c = n if cfg.channels == "es" else (self.dev * net.N + n) * 2 + (q == 0)
+                    t = max(t, net.chan_free[c])
+                    net.chan_free[c] = t + dur
                 if q == 0:
                     self.energy += cfg.tx_power_w * dur
             else:
                 dur = nbytes / cfg.backhaul_Bps
             t += dur
         tx_end = t
-        dur = cyc / net.F[p]
+        dur = net.comp[p][m]
         if contention:
             if p == 0:
                 t = max(t, net.local_free[self.dev])
