@@ -437,8 +437,9 @@ def parse_cluster(data: dict, where: str, *, base: str | Path | None = None) -> 
 def builtin_clusters() -> dict[str, Path]:
     """The bundled example clusters, name -> file path, sorted by name.
 
-    >>> sorted(builtin_clusters())
-    ['hetero3', 'iot-edge', 'local4', 'mec', 'pi4x4', 'testbed-fl', 'testbed-hetero', 'testbed4']
+    >>> sorted(builtin_clusters())  # doctest: +NORMALIZE_WHITESPACE
+    ['hetero3', 'iot-edge', 'local4', 'mec', 'mec-testbed', 'pi4x4',
+     'testbed-fl', 'testbed-hetero', 'testbed4']
     """
     if not EXAMPLES_DIR.is_dir():
         return {}
