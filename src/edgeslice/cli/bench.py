@@ -255,7 +255,7 @@ def _bench_mec(args) -> int:
     con = _console()
     from rich.table import Table
 
-    for title, rows in (("paper mode, defaults", res["defaults"]), ("contention mode (gap to queue-dp)", res["contention"])):
+    for title, rows in (("paper mode, defaults", res["defaults"]), ("contention mode (gap to window-opt, offline)", res["contention"])):
         t = Table(title=f"MEC {title}: per task, {len(rows)} methods")
         for col in ("method", "total s", "edge s", "local s", "miss rate", "energy J", "gap %", "converged by", "train s"):
             t.add_column(col)

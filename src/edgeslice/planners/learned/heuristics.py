@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgeslice.planners.learned.network import penalty
+from edgeslice.planners.learned.network import advance, penalty
 
 
 def local(env) -> np.ndarray:
@@ -79,61 +79,30 @@ def rpdi_factory(seed: int = 0) -> Callable:
 
 def queue_dp(env) -> np.ndarray:
     """Ours: the best placement of this task given the queues as they stand (see the module docstring)."""
+    return queue_dp_paths(env, 1)[0][1]
+
+
+def queue_dp_paths(env, k: int = 1) -> list[tuple[float, np.ndarray]]:
+    """The ``k`` best ``(value, places)`` of :func:`queue_dp`'s final labels, the best first."""
     net, cfg, t = env.net, env.cfg, env.t
     dev = int(net.device[t])
-    R, tau = net.R[t], net.tau[t]
-    P, M = env.P, env.M
-    contention = env.contention
+    tau = net.tau[t]
     left = max(net.energy_left[dev], 0.0)
-    kloc = cfg.kappa * cfg.local_hz ** 2
-    per_es, N = cfg.channels == "es", net.N
     # a label: (ready, cost, energy, chan_free tuple, es_free tuple, local_free, path)
     start = (float(net.arrival[t]), 0.0, 0.0, tuple(net.chan_free), tuple(net.es_free), net.local_free[dev], ())
     at = {0: [start]}
-    for m in range(M):
-        nbytes, cyc = net.inb[m], net.cyc[m]
-        nxt: dict[int, list] = {p: [] for p in range(P)}
+    for m in range(env.M):
+        nxt: dict[int, list] = {p: [] for p in range(env.P)}
         for q, labels in at.items():
             for ready, cost, en, chan, es, loc, path in labels:
-                for p in range(P):
-                    tt, ch, e2 = ready, chan, en
-                    if p != q:
-                        if q == 0 or p == 0:
-                            n = (p or q) - 1
-                            dur = nbytes / R[n]
-                            c = n if per_es else (dev * N + n) * 2 + (q == 0)
-                            if contention and ch[c] > tt:
-                                tt = ch[c]
-                            if contention:
-                                ch = ch[:c] + (tt + dur,) + ch[c + 1:]
-                            if q == 0:
-                                e2 += cfg.tx_power_w * dur
-                        else:
-                            dur = nbytes / cfg.backhaul_Bps
-                        tt += dur
-                    dur = net.comp[p][m]
-                    s2, l2 = es, loc
-                    if p == 0:
-                        if contention and loc > tt:
-                            tt = loc
-                        l2 = tt + dur
-                        e2 += kloc * cyc
-                    else:
-                        if contention and es[p - 1] > tt:
-                            tt = es[p - 1]
-                        if contention:
-                            s2 = es[:p - 1] + (tt + dur,) + es[p:]
-                    tt += dur
+                for p in range(env.P):
+                    tt, ch, s2, l2, j = advance(net, t, m, q, p, ready, chan, es, loc)
                     L = tt - ready
-                    nxt[p].append((tt, cost + L + cfg.beta * penalty(L, tau[m]), e2, ch, s2, l2, path + (p,)))
+                    nxt[p].append((tt, cost + L + cfg.beta * penalty(L, tau[m]), en + j, ch, s2, l2, path + (p,)))
         at = {p: _front(labels) for p, labels in nxt.items() if labels}
-    best, arg = float("inf"), None
-    for labels in at.values():
-        for lab in labels:
-            v = lab[1] + cfg.energy_price * max(lab[2] - left, 0.0)
-            if v < best:
-                best, arg = v, lab[6]
-    return np.array(arg, dtype=np.int64)
+    final = sorted(((lab[1] + cfg.energy_price * max(lab[2] - left, 0.0), lab[6])
+                    for labels in at.values() for lab in labels), key=lambda x: x[0])  # ties: the first found
+    return [(v, np.array(path, dtype=np.int64)) for v, path in final[:k]]
 
 
 def _front(labels: list, cap: int = 24) -> list:

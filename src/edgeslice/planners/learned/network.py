@@ -86,6 +86,15 @@ class Network:
     def task(self, t: int) -> TaskRun:
         return TaskRun(self, t)
 
+    def state(self) -> tuple:
+        """A copy of everything placing a task changes (queues, budgets), for :meth:`restore`."""
+        return (list(self.energy_left), list(self.es_free), list(self.chan_free), list(self.local_free),
+                list(self.es_cycles))
+
+    def restore(self, state: tuple) -> None:
+        """Put back a :meth:`state` (a what-if placement undone)."""
+        self.energy_left, self.es_free, self.chan_free, self.local_free, self.es_cycles = (list(x) for x in state)
+
     # -- the paper mode's per-task tables (the DP's edge costs) ----------------------------------
 
     def tables(self, t: int):
@@ -168,6 +177,49 @@ class TaskRun:
         over = self.energy - max(left, 0.0)
         net.energy_left[self.dev] = left - self.energy
         return max(over, 0.0)
+
+
+def advance(net: Network, t: int, m: int, q: int, p: int, ready: float, chan: tuple, es: tuple,
+            loc: float) -> tuple[float, tuple, tuple, float, float]:
+    """:meth:`TaskRun.place` as a pure function of a queue state, for searches that try many placements.
+
+    Block ``m`` of task ``t`` goes to place ``p`` after block ``m - 1`` on ``q``
+    finished at ``ready``; ``chan`` and ``es`` are the channels' and the ESs'
+    free times, ``loc`` the task's device's CPU free time.  Returns ``(finish,
+    chan, es, loc, joules)`` — the same numbers :meth:`TaskRun.place` commits
+    (``tests/planners/learned/test_reference.py`` checks the two agree).
+    """
+    cfg = net.cfg
+    contention = cfg.mode == "contention"
+    tt, joules = ready, 0.0
+    if p != q:
+        if q == 0 or p == 0:
+            n = (p or q) - 1
+            dur = net.inb[m] / net.R[t, n]
+            if contention:
+                c = n if cfg.channels == "es" else (int(net.device[t]) * net.N + n) * 2 + (q == 0)
+                if chan[c] > tt:
+                    tt = chan[c]
+                chan = chan[:c] + (tt + dur,) + chan[c + 1:]
+            if q == 0:
+                joules += cfg.tx_power_w * dur
+        else:
+            dur = net.inb[m] / cfg.backhaul_Bps
+        tt += dur
+    dur = net.comp[p][m]
+    if p == 0:
+        if contention and loc > tt:
+            tt = loc
+        tt += dur
+        loc = tt
+        joules += cfg.kappa * cfg.local_hz ** 2 * net.cyc[m]
+    else:
+        if contention and es[p - 1] > tt:
+            tt = es[p - 1]
+        tt += dur
+        if contention:
+            es = es[:p - 1] + (tt,) + es[p:]
+    return tt, chan, es, loc, joules
 
 
 def penalty(L: float, tau: float) -> float:
