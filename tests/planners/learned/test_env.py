@@ -82,3 +82,39 @@ def test_single_head_a3c_trains_on_blocks():
     env = MECEnv("paper", tasks=20)
     env.reset(seed=0)
     assert task_policy(net)(env).shape == (env.M,)
+
+
+def test_observation_statistics_are_the_running_mean_and_variance():
+    from edgeslice.planners.learned.nets import ActorCritic
+
+    rng = np.random.default_rng(0)
+    net = ActorCritic(obs_dim=5, heads=2, places=3, normalize=True)
+    batches = [rng.normal(3.0, 2.0, (n, 5)) for n in (1, 7, 30)]
+    batches[1][:, 4] = batches[0][0, 4] = batches[2][:, 4] = 1.5  # a feature that never varies
+    for b in batches:
+        net.observe(b)
+    x = np.concatenate(batches)
+    assert net.obs_count.item() == len(x)
+    assert np.allclose(net.obs_mean.numpy(), x.mean(0), atol=1e-12)
+    assert np.allclose((net.obs_m2 / net.obs_count).numpy(), x.var(0), atol=1e-10)
+    # the network reads standardised inputs: the mean observation looks like zeros, whatever its scale
+    m = torch.tensor(x.mean(0), dtype=torch.float32)[None]
+    plain = ActorCritic(obs_dim=5, heads=2, places=3)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("obs_")})
+    assert torch.allclose(net(m)[0], plain(torch.zeros(1, 5))[0], atol=1e-5)
+
+
+def test_coupled_sampling_keeps_each_heads_softmax_and_moves_agreeing_heads_together():
+    from edgeslice.planners.learned.a3c import sample
+
+    logits = torch.tensor([[0.0, 1.0, 2.0, -1.0]] * 3 + [[2.0, 0.0, 0.0, 1.0]])[None].repeat(20_000, 1, 1)
+    want = torch.softmax(logits[0], -1)
+    for coupled in (False, True):
+        a = sample(logits, torch.Generator().manual_seed(1), coupled=coupled)
+        freq = torch.stack([torch.bincount(a[:, h], minlength=4) for h in range(4)]).float() / len(a)
+        assert torch.allclose(freq, want, atol=0.015), coupled  # every head follows its own softmax
+        same = (a[:, 0] == a[:, 1]) & (a[:, 1] == a[:, 2])
+        if coupled:
+            assert bool(same.all())  # heads with one distribution share one draw: always the same place
+        else:
+            assert same.float().mean() < 0.5

@@ -12,6 +12,12 @@ gives the state's value.  Sharing between the M actor tasks:
   pulls the blocks' towers towards each other without tying them (Ruder 2017's
   definition of soft sharing, applied to the actor heads).
 
+With ``normalize`` the network standardises its input by the running mean
+and variance of the observations it was trained on (kept as buffers, saved
+with the agent): the state mixes constants (the model's blocks) with small
+varying features (channel rates in [0.4, 1]), and without it the policy does
+not learn to depend on the channel at all (docs/mtl-a3c.md).
+
 A single-head A3C is the same network with M = 1 on the block-by-block
 environment.  Agents are saved as plain dicts of tensors and numbers, so
 ``torch.load(path, weights_only=True)`` reads them.
@@ -39,11 +45,16 @@ FORMAT = "edgeslice-mec-agent"
 
 class ActorCritic(nn.Module):
     def __init__(self, obs_dim: int, heads: int, places: int, *, hidden: int = 128, tower: int = 64,
-                 sharing: str = "soft"):
+                 sharing: str = "soft", normalize: bool = False):
         super().__init__()
         if sharing not in ("hard", "soft"):
             raise OptionError(f"mtl-a3c: sharing must be 'hard' or 'soft', got {sharing!r}")
         self.dims = dict(obs_dim=obs_dim, heads=heads, places=places, hidden=hidden, tower=tower, sharing=sharing)
+        if normalize:  # running mean and variance of the observations seen in training (saved with the agent)
+            self.dims["normalize"] = True
+            self.register_buffer("obs_count", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("obs_mean", torch.zeros(obs_dim, dtype=torch.float64))
+            self.register_buffer("obs_m2", torch.zeros(obs_dim, dtype=torch.float64))
         self.trunk = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         if sharing == "hard":
             self.heads = nn.ModuleList(nn.Linear(hidden, places) for _ in range(heads))
@@ -56,7 +67,25 @@ class ActorCritic(nn.Module):
             nn.init.normal_(last.weight, std=0.01)
             nn.init.zeros_(last.bias)
 
+    def observe(self, obs) -> None:
+        """Fold a batch of observations into the running statistics (Chan et al.'s parallel update)."""
+        if not self.dims.get("normalize"):
+            return
+        x = torch.as_tensor(obs, dtype=torch.float64).reshape(-1, self.dims["obs_dim"])
+        n, mean = float(x.shape[0]), x.mean(0)
+        m2 = ((x - mean) ** 2).sum(0)
+        tot = self.obs_count + n
+        delta = mean - self.obs_mean
+        self.obs_mean += delta * n / tot
+        self.obs_m2 += m2 + delta ** 2 * self.obs_count * n / tot
+        self.obs_count.fill_(tot)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.dims.get("normalize") and self.obs_count > 1:
+            std = (self.obs_m2 / self.obs_count).sqrt()
+            # features that never vary (a model's block sizes) are centred, not scaled
+            std = torch.where(std > 1e-6, std, torch.ones_like(std))
+            x = ((x - self.obs_mean) / std).clamp(-10.0, 10.0).to(x.dtype)
         z = self.trunk(x)
         logits = torch.stack([h(z) for h in self.heads], dim=1)
         return logits, self.critic(z).squeeze(-1)
