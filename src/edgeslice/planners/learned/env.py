@@ -75,8 +75,7 @@ class MECEnv(gym.Env):
                  [net.energy_left[dev] / max(cfg.energy_budget_j, 1e-9), (net.T - self.t) / net.T]]
         if self.contention:
             now = float(net.arrival[t])
-            chans = (net.chan_free if cfg.channels == "es"  # link channels: this device's uplinks
-                     else net.chan_free[2 * dev * net.N + 1: 2 * (dev + 1) * net.N: 2])
+            chans = [net.chan_free[net.channel(dev, n, True)] for n in range(net.N)]  # this device's uplinks
             parts += [[f - now for f in net.es_free], [f - now for f in chans],
                       [net.local_free[dev] - now]]
         o = np.concatenate([np.asarray(p, dtype=np.float32).ravel() for p in parts])

@@ -86,6 +86,11 @@ class Network:
     def task(self, t: int) -> TaskRun:
         return TaskRun(self, t)
 
+    def channel(self, dev: int, n: int, up: bool) -> int:
+        """The index in ``chan_free`` of the channel a transfer between device ``dev`` and ES ``n`` (0-based)
+        queues behind: ES n's one radio channel (``channels: es``), or that pair's link in that direction."""
+        return n if self.cfg.channels == "es" else (dev * self.N + n) * 2 + up
+
     def state(self) -> tuple:
         """A copy of everything placing a task changes (queues, budgets), for :meth:`restore`."""
         return (list(self.energy_left), list(self.es_free), list(self.chan_free), list(self.local_free),
@@ -140,7 +145,7 @@ class TaskRun:
                 n = (p or q) - 1
                 dur = nbytes / net.R[self.t, n]
                 if contention:
-                    c = n if cfg.channels == "es" else (self.dev * net.N + n) * 2 + (q == 0)
+                    c = net.channel(self.dev, n, q == 0)
                     t = max(t, net.chan_free[c])
                     net.chan_free[c] = t + dur
                 if q == 0:
@@ -197,7 +202,7 @@ def advance(net: Network, t: int, m: int, q: int, p: int, ready: float, chan: tu
             n = (p or q) - 1
             dur = net.inb[m] / net.R[t, n]
             if contention:
-                c = n if cfg.channels == "es" else (int(net.device[t]) * net.N + n) * 2 + (q == 0)
+                c = net.channel(int(net.device[t]), n, q == 0)
                 if chan[c] > tt:
                     tt = chan[c]
                 chan = chan[:c] + (tt + dur,) + chan[c + 1:]
