@@ -10,9 +10,11 @@ Workers and parallelism.  ``workers`` A3C workers each own an environment
 (seeded ``seed · 1000 + w``, new seed every episode) and roll out ``k`` steps
 with the global network, then each applies its own gradient to the global
 network in turn (its rollout was taken with parameters up to ``workers - 1``
-updates old: A3C's staleness).  The workers interleave in one process in a
-fixed order, so the agent is **deterministic under a seed**; splitting them
-over OS processes that share one network (Hogwild) is not built yet.
+updates old: A3C's staleness).  With ``processes=1`` (the default) the workers
+interleave in one process in a fixed order, so the agent is **deterministic
+under a seed**; ``processes=P`` splits them over P OS processes that update
+one network in shared memory without locks (Hogwild, :mod:`.hogwild`): faster
+on a machine with cores to spare, not deterministic.
 
 Variants.  ``variant="on-policy"`` is plain A3C.  ``variant="replay"`` is the
 paper's Algorithm 1: actions ε-greedy (per head, ε decayed linearly 1 → 0.01
@@ -63,6 +65,7 @@ class TrainOptions(BaseModel):
     variant: Literal["on-policy", "replay"] = "on-policy"
     episodes: int = Field(1000, ge=1)
     workers: int = Field(8, ge=1, le=64)
+    processes: int = Field(1, ge=1, le=64)
     k: int = Field(20, ge=1)
     lr: float = Field(3e-4, gt=0)
     gamma: float = Field(0.95, ge=0, le=1)
@@ -154,13 +157,19 @@ def train(opts: TrainOptions, config: str | dict | MECConfig = "paper", *, progr
     rng = np.random.default_rng(opts.seed)
     workers = [_Worker(opts.algo, cfg, opts.seed * 100 + w) for w in range(opts.workers)]
     net = build_net(opts, workers[0].env)
+    if opts.processes > 1:
+        from edgeslice.planners.learned.hogwild import train_processes
+
+        return net, train_processes(opts, cfg, net, [w.seed for w in workers], progress=progress,
+                                    checkpoint=checkpoint)
     optim = torch.optim.RMSprop(net.parameters(), lr=opts.lr, alpha=0.99, eps=1e-5)
     return net, _loop(opts, net, optim, workers, gen, rng, progress, checkpoint, opts.episodes)
 
 
-def _loop(opts, net, optim, workers, gen, rng, progress, checkpoint, episodes, counter=None) -> list[dict]:
+def _loop(opts, net, optim, workers, gen, rng, progress, checkpoint, episodes, counter=None, steps=None) -> list[dict]:
     curve: list[dict] = []
     memory: deque = deque(maxlen=opts.replay)
+    # the lr and ε schedules run on worker steps (every worker's env.step counts), shared between processes
     steps_per_ep = workers[0].env.net.T * (1 if opts.algo == "mtl-a3c" else workers[0].env.M)
     total_steps = max(episodes * steps_per_ep, 1)
     done_steps = 0
@@ -172,6 +181,8 @@ def _loop(opts, net, optim, workers, gen, rng, progress, checkpoint, episodes, c
         act_buf = np.zeros((opts.k, W, net.dims["heads"]), np.int64)
         rew_buf = np.zeros((opts.k, W), np.float32)
         done_buf = np.zeros((opts.k, W), np.float32)
+        if steps is not None:
+            done_steps = steps.value
         eps = max(opts.eps_end, 1.0 - done_steps / (0.5 * total_steps)) if opts.variant == "replay" else 0.0
         if opts.lr_decay:  # linearly to zero over the training, as Mnih et al.'s A3C
             for g in optim.param_groups:
@@ -197,12 +208,15 @@ def _loop(opts, net, optim, workers, gen, rng, progress, checkpoint, episodes, c
                 w.delay += info["delay_s"]
                 if term or trunc:
                     done_buf[s, i] = 1.0
-                    entry = {"episode": (counter.value if counter is not None else len(curve)) + 1,
-                             "reward": w.reward / max(w.tasks, 1), "delay_s": w.delay / max(w.tasks, 1),
-                             "worker": w.seed, "elapsed_s": time.perf_counter() - t0}
                     if counter is not None:
                         with counter.get_lock():
                             counter.value += 1
+                            number = counter.value
+                    else:
+                        number = len(curve) + 1
+                    entry = {"episode": number,
+                             "reward": w.reward / max(w.tasks, 1), "delay_s": w.delay / max(w.tasks, 1),
+                             "worker": w.seed, "elapsed_s": time.perf_counter() - t0}
                     curve.append(entry)
                     if progress is not None:
                         progress(entry)
@@ -211,7 +225,11 @@ def _loop(opts, net, optim, workers, gen, rng, progress, checkpoint, episodes, c
                     w.reward = w.delay = 0.0
                     w.tasks = 0
                 w.obs = o
-            done_steps += 1
+            if steps is not None:
+                with steps.get_lock():
+                    steps.value += W
+            else:
+                done_steps += W
         obs_buf[opts.k] = np.stack([w.obs for w in workers])
         with torch.no_grad():
             _, boot = net(torch.from_numpy(obs_buf[opts.k]))
