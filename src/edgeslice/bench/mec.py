@@ -48,7 +48,7 @@ WINDOW = 3  # tasks per exact window in contention mode: 3 s per 100 tasks at th
 
 # Training budgets (episodes) per agent; the learning curves flatten well before them (see docs/mtl-a3c.md).
 FULL = dict(tasks=600, eval_episodes=5, train={"mtl-a3c": 1000, "a3c": 200, "dqn": 40},
-            sweep_train={"mtl-a3c": 300, "a3c": 60, "dqn": 12},
+            sweep_train={"mtl-a3c": 1000, "a3c": 60, "dqn": 12},
             sweeps={"edge_servers": [2, 3, 4, 5, 6, 7, 8, 9], "blocks": [3, 6, 10, 15, 20],
                     "deadline_s": [1, 3, 5, 7], "rate": [40, 60, 80, 100]})
 QUICK = dict(tasks=100, eval_episodes=2, train={"mtl-a3c": 400, "a3c": 60, "dqn": 16},
