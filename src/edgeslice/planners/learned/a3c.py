@@ -116,6 +116,14 @@ class _Worker:
         self.tasks = 0
 
 
+def make_optimizer(net: ActorCritic, lr: float, states: list[dict] | None = None) -> torch.optim.RMSprop:
+    """The trainer's RMSProp over ``net``; ``states`` (one dict per parameter, in order) is its state to use."""
+    optim = torch.optim.RMSprop(net.parameters(), lr=lr, alpha=0.99, eps=1e-5)
+    for p, st in zip(net.parameters(), states or ()):
+        optim.state[p] = st
+    return optim
+
+
 def _loss(net, opts, obs, acts, returns):
     logits, v = net(obs)
     logp = torch.log_softmax(logits, -1)
@@ -162,7 +170,7 @@ def train(opts: TrainOptions, config: str | dict | MECConfig = "paper", *, progr
 
         return net, train_processes(opts, cfg, net, [w.seed for w in workers], progress=progress,
                                     checkpoint=checkpoint)
-    optim = torch.optim.RMSprop(net.parameters(), lr=opts.lr, alpha=0.99, eps=1e-5)
+    optim = make_optimizer(net, opts.lr)
     return net, _loop(opts, net, optim, workers, gen, rng, progress, checkpoint, opts.episodes)
 
 

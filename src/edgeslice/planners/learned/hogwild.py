@@ -30,33 +30,22 @@ import torch.multiprocessing as tmp
 from edgeslice.errors import EdgesliceError
 
 
-def shared_rmsprop(net: torch.nn.Module, lr: float) -> tuple[torch.optim.RMSprop, list[dict]]:
-    """An RMSProp over ``net`` whose per-parameter state is allocated now, in shared memory.
-
-    Returns the optimiser and its state list (one dict per parameter, in
-    ``net.parameters()`` order) to hand to other processes.
-    """
-    optim = torch.optim.RMSprop(net.parameters(), lr=lr, alpha=0.99, eps=1e-5)
-    states = []
-    for p in net.parameters():
-        st = optim.state[p]
-        st["step"] = torch.zeros((), dtype=torch.float32).share_memory_()
-        st["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format).share_memory_()
-        states.append(st)
-    return optim, states
+def shared_state(net: torch.nn.Module) -> list[dict]:
+    """RMSProp's per-parameter state for ``net`` (one dict per parameter, in order), allocated in shared memory."""
+    return [{"step": torch.zeros((), dtype=torch.float32).share_memory_(),
+             "square_avg": torch.zeros_like(p, memory_format=torch.preserve_format).share_memory_()}
+            for p in net.parameters()]
 
 
 def _child(rank, opts, cfg, net, states, seeds, episodes, counter, steps, out, start):
-    from edgeslice.planners.learned.a3c import _loop, _Worker
+    from edgeslice.planners.learned.a3c import _loop, _Worker, make_optimizer
 
     try:
         torch.set_num_threads(1)
         torch.manual_seed(opts.seed * 1000 + rank)
         gen = torch.Generator().manual_seed(opts.seed * 1000 + rank)
         rng = np.random.default_rng(opts.seed * 1000 + rank)
-        optim = torch.optim.RMSprop(net.parameters(), lr=opts.lr, alpha=0.99, eps=1e-5)
-        for p, st in zip(net.parameters(), states):
-            optim.state[p] = st
+        optim = make_optimizer(net, opts.lr, states)
         workers = [_Worker(opts.algo, cfg, s) for s in seeds]
         start.wait(timeout=120)  # every process imported and built: start together
         _loop(opts, net, optim, workers, gen, rng, out.put, None, episodes, counter=counter, steps=steps)
@@ -70,7 +59,7 @@ def train_processes(opts, cfg, net: torch.nn.Module, seeds: list[int], *, progre
     """Train ``net`` in place with ``opts.processes`` Hogwild processes; returns the learning curve in episode order."""
     P = min(opts.processes, len(seeds))
     net.share_memory()
-    _, states = shared_rmsprop(net, opts.lr)
+    states = shared_state(net)
     ctx = tmp.get_context("spawn")
     counter, steps, out, start = ctx.Value("l", 0), ctx.Value("l", 0), ctx.Queue(), ctx.Barrier(P)
     procs = [ctx.Process(target=_child, name=f"edgeslice-a3c-{r}", daemon=True,
@@ -79,7 +68,8 @@ def train_processes(opts, cfg, net: torch.nn.Module, seeds: list[int], *, progre
     for p in procs:
         p.start()
     curve: list[dict] = []
-    next_ckpt, every = max(opts.episodes // 10, 1), max(opts.episodes // 10, 1)
+    every = max(opts.episodes // 10, 1)
+    next_ckpt = every
     done, errors = set(), []
     try:
         while len(done) < P:
