@@ -25,26 +25,28 @@ from edgeslice.testbed import load, net
 TAG = "t7"
 WHY = net.unavailable(TAG)
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"testbed unavailable: {WHY}")
-MODEL = ("vgg16", (3, 64, 64))
+MODEL = ("vgg16", (3, 64, 64))  # the load test: enough compute per request for a load to show
+LIGHT = ("resnet18", (3, 128, 128))  # the failure test: 47 MB of weights to write and map per epoch, not 553
 
 
-def _cluster():
-    devs = [{"name": f"d{i}", "gflops": 7.8, "cpus": 0.25} for i in range(3)]
+def _cluster(cpus: float = 0.25):
+    # a quarter CPU each for the load test: three devices and d1's load generator sit well inside two cores
+    devs = [{"name": f"d{i}", "gflops": 7.8, "cpus": cpus} for i in range(3)]
     return parse_cluster({"name": "ad3", "devices": devs, "links": {"default": {"bandwidth_mbps": 200}}}, "test")
 
 
 @pytest.fixture
-def tb():
+def tb(request):
     net.down(TAG)
-    t, _ = net.up(_cluster(), tag=TAG)
+    t, _ = net.up(_cluster(getattr(request, "param", 0.25)), tag=TAG)
     yield t
     net.down(TAG)
     assert not (net.STATE_DIR / f"load-{TAG}.json").exists()
 
 
-def _plan(tmp_path):
-    g, _ = trace(*MODEL)
-    c = _cluster()
+def _plan(tmp_path, model=MODEL, cpus: float = 0.25):
+    g, _ = trace(*model)
+    c = _cluster(cpus)
     plan = make_plan("aofl", g, c, ClusterCost(c))
     path = tmp_path / "plan.json"
     path.write_text(plan.to_json())
@@ -81,8 +83,9 @@ def test_a_device_loaded_mid_stream_gets_less_work(tb, tmp_path):
     assert json.loads((tmp_path / "run" / "adapt.json").read_text())["switches"] == res["switches"]
 
 
+@pytest.mark.parametrize("tb", [1.0], indirect=True, ids=["one-cpu-each"])  # no load here: workers start faster
 def test_a_device_killed_mid_stream_is_dropped_and_the_stream_finishes(tb, tmp_path):
-    _, path = _plan(tmp_path)
+    _, path = _plan(tmp_path, LIGHT, 1.0)
     run = tmp_path / "run"
     killed = {}
 

@@ -109,6 +109,7 @@ def _bench_testbed(args) -> int:
                         progress=lambda m: err.print(m, highlight=False))
     meta = res["meta"]
     path = args.chart or str(Path(meta["calibrated_cluster"]).parent / "bench" / "bench-testbed.png")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     chart(res, path)
     if args.json:
         print(json.dumps(res["planners"]))
