@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m edgeslice.demo
 
+# Two at a time (pytest-xdist) except the `serial` tests, which measure CPU time or load on the testbed and
+# so run alone afterwards.  `pytest` alone runs everything in one process, as before.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_lowering.py
